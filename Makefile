@@ -1,0 +1,42 @@
+# sovr-tutorial: `make course` opens the course, `make test` runs every test.
+# Everything is idempotent: a second run reuses the venv, the data and the caches.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup data course test test-fast test-notebooks bench clean
+
+setup: $(STAMP) data
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+# Official CIFAR-10 through torchvision into data/ (once, checksum verified), unless
+# SOVR_TUTORIAL_DATA names a local copy, which is verified by sha256 instead.
+data: $(STAMP)
+	$(BIN)/python -m sovr_tutorial data --download
+
+course: setup
+	$(BIN)/jupyter lab notebooks/
+
+# The whole suite: unit tests, slow tests, and every notebook executed at the ci tier.
+test: setup
+	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --durations=15
+
+# Unit tests only (under 3 minutes on 2 cores).
+test-fast: setup
+	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not browser" tests
+
+test-notebooks: setup
+	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider notebooks --nbval-lax
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) data/cache

@@ -1,0 +1,114 @@
+"""L-inf attacks in [0, 1] pixel space: FGSM, PGD, and TRADES' KL-PGD.
+
+All of them put the model in eval mode for the attack (BatchNorm must not learn from
+adversarial batches it is being attacked with) and restore its mode afterwards, take
+gradients with respect to the input only, and return images inside the eps-ball
+around ``x`` and inside [0, 1].
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+from .checks import check_choice, check_eps, check_images, check_labels, check_step_size, check_steps
+
+
+@contextmanager
+def eval_mode(model):
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _attack_loss(logits, y, loss, targeted):
+    """Per-sample objective that the attack *ascends*, shape (N,)."""
+    if loss == "ce":
+        ce = F.cross_entropy(logits, y, reduction="none")
+        return -ce if targeted else ce
+    # margin (CW-style) loss: z_y - max_{k != y} z_k, pushed down (or up for a target)
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    return (z_y - others) if targeted else (others - z_y)
+
+
+def _check_attack_args(model, x, y, eps, alpha, steps):
+    check_images(x)
+    check_labels(y, x.shape[0])
+    check_eps(eps)
+    check_step_size(alpha)
+    check_steps(steps)
+
+
+def _project(x_adv, x, eps):
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+
+
+def pgd(model, x, y, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 10, *,
+        random_start: bool = True, loss: str = "ce", targeted: bool = False, target=None,
+        return_kappa: bool = False):
+    """Projected gradient descent in the L-inf ball (Madry et al. 2018).
+
+    x: (N, C, H, W) in [0, 1]; y: (N,) true labels. With ``targeted=True`` the attack
+    moves towards ``target`` (N,) instead of away from ``y``.
+    Returns x_adv (N, C, H, W); with ``return_kappa`` also kappa (N,): the number of
+    the ``steps`` iterates still classified correctly (GAIRAT's geometry value).
+    """
+    _check_attack_args(model, x, y, eps, alpha, steps)
+    check_choice("loss", loss, {"ce", "margin"})
+    if targeted:
+        if target is None:
+            raise ValueError("targeted=True needs target, a (N,) tensor of target classes")
+        check_labels(target, x.shape[0], name="target")
+    goal = target if targeted else y
+    x = x.detach()
+    kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    if random_start:
+        x_adv = _project(x + torch.empty_like(x).uniform_(-eps, eps), x, eps)
+    else:
+        x_adv = x.clone()
+    with eval_mode(model):
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            logits = model(x_adv)
+            if return_kappa:
+                kappa += (logits.argmax(1) == y).long()
+            obj = _attack_loss(logits.float(), goal, loss, targeted).sum()
+            (grad,) = torch.autograd.grad(obj, [x_adv])
+            x_adv = _project(x_adv.detach() + alpha * grad.sign(), x, eps)
+    x_adv = x_adv.detach()
+    return (x_adv, kappa) if return_kappa else x_adv
+
+
+def fgsm(model, x, y, eps: float = 8 / 255, *, loss: str = "ce"):
+    """Fast gradient sign method (Goodfellow et al. 2015): one full step of size eps."""
+    if check_eps(eps) == 0:
+        check_images(x)
+        check_labels(y, x.shape[0])
+        return x.detach().clone()
+    return pgd(model, x, y, eps=eps, alpha=eps, steps=1, random_start=False, loss=loss)
+
+
+def trades_pgd(model, x, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 10):
+    """TRADES' inner maximisation (Zhang et al. 2019): sign-PGD on KL(p(x) || p(x')),
+    started at x + 0.001 N(0, I). Labels are not used. x: (N, C, H, W) -> x' same shape."""
+    check_images(x)
+    check_eps(eps)
+    check_step_size(alpha)
+    check_steps(steps)
+    x = x.detach()
+    with eval_mode(model):
+        with torch.no_grad():
+            p_clean = F.softmax(model(x).float(), dim=1)
+        x_adv = _project(x + 0.001 * torch.randn_like(x), x, eps)
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            log_p_adv = F.log_softmax(model(x_adv).float(), dim=1)
+            kl = F.kl_div(log_p_adv, p_clean, reduction="sum")
+            (grad,) = torch.autograd.grad(kl, [x_adv])
+            x_adv = _project(x_adv.detach() + alpha * grad.sign(), x, eps)
+    return x_adv.detach()

@@ -1,0 +1,64 @@
+"""The three run sizes of the course, chosen in one place.
+
+``ci``  : the whole course in minutes on 2 CPU cores (numbers are smoke, not science).
+``cpu`` : a laptop, well under an hour per notebook; the shipped checkpoints.
+``gpu`` : the paper's scale (PreAct ResNet-18, full CIFAR-10, eps 8/255, PGD-10).
+
+Pick one with ``get_tier("cpu")`` or the environment variable ``SOVR_TUTORIAL_TIER``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from .checks import check_choice
+
+TIER_ENV = "SOVR_TUTORIAL_TIER"
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    model: str                 # "small_cnn" or "preact_resnet18"
+    width: int                 # base channel width of the small CNN (ignored by the ResNet)
+    n_train: int               # balanced training subset size (50000 = all)
+    n_test: int                # balanced test subset used for PGD / margins
+    n_heldout: int             # held-out training-distribution slice for per-epoch checks
+    n_autoattack: int          # test images given to AutoAttack
+    autoattack_version: str    # "standard" or "custom" (APGD-CE + APGD-T; label it!)
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    eps: float = 8 / 255
+    alpha: float = 2 / 255
+    train_steps: int = 10      # PGD steps used to make training examples
+    eval_steps: int = 20       # PGD-20 for evaluation
+    gairat_burn_in: int = 0    # epochs of plain AT before GAIRAT re-weights
+
+    def replace(self, **changes) -> "Tier":
+        return dataclasses.replace(self, **changes)
+
+
+TIERS = {
+    "ci": Tier(name="ci", model="small_cnn", width=8, n_train=1000, n_test=200, n_heldout=200,
+               n_autoattack=16, autoattack_version="custom", epochs=2, batch_size=100,
+               lr=0.05, train_steps=3, eval_steps=5),
+    "cpu": Tier(name="cpu", model="small_cnn", width=16, n_train=10000, n_test=1000,
+                n_heldout=500, n_autoattack=200, autoattack_version="custom", epochs=10,
+                batch_size=128, lr=0.05, gairat_burn_in=3),
+    "gpu": Tier(name="gpu", model="preact_resnet18", width=64, n_train=50000, n_test=10000,
+                n_heldout=1000, n_autoattack=1000, autoattack_version="standard", epochs=110,
+                batch_size=128, lr=0.1, gairat_burn_in=50),
+}
+
+
+def get_tier(name: str | None = None, **overrides) -> Tier:
+    """The tier ``name``, else ``$SOVR_TUTORIAL_TIER``, else ``cpu``; fields may be overridden."""
+    if name is None:
+        name = os.environ.get(TIER_ENV, "cpu") or "cpu"
+    check_choice("tier", name, TIERS.keys())
+    tier = TIERS[name]
+    return tier.replace(**overrides) if overrides else tier
