@@ -32,7 +32,7 @@ from .data import balanced_subset, load_cifar10
 from .evaluate import accuracy, autoattack_eval
 from .margins import collect_margins, margin_histogram, margin_summary
 from .tiers import TIERS, get_tier
-from .train import METHODS, pick_device, set_seed, train
+from .train import METHODS, distributed_context, pick_device, set_seed, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HIST_RANGE = (-10.0, 10.0)
@@ -135,6 +135,8 @@ def run_one(method, seed, tier, data, info, out_dir: Path, run_dir: Path, device
     model, history = train(method, x_tr, y_tr, tier=tier, x_val=x_ho, y_val=y_ho, seed=seed,
                            checkpoint_path=run_dir / f"{name}.pt", device=device,
                            progress=progress, **opts)
+    if distributed_context()[0] != 0:
+        return None  # rank 0 evaluates and writes; the others go on to the next run
     train_seconds = sum(h["seconds"] for h in history)
     metrics = evaluate_run(model, ((x_tr, y_tr), (x_te, y_te)), tier, device,
                            run_dir / f"{name}.aa", seed)
@@ -233,6 +235,15 @@ def main(argv=None):
     run_dir = Path(args.runs or ROOT / "runs" / tier.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        import torch.distributed as dist
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        # rank 0 evaluates alone after each run; give it hours before the others time out
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=dt.timedelta(hours=12))
     set_seed(0)
     data, info = load_data(tier, args.data)
     jobs = [(m, s, r) for s in args.seeds for m in args.methods
@@ -242,6 +253,8 @@ def main(argv=None):
         res = run_one(method, seed, tier, data, info, out_dir, run_dir, device, ratio=ratio,
                       progress=not args.no_progress,
                       ship_dir=ROOT / "data" / "checkpoints" if args.ship else None)
+        if res is None:
+            continue
         aa = res["autoattack"]
         print(f"{name:>16}: clean {res['clean_acc']:.3f}  PGD-{tier.eval_steps} "
               f"{res[f'pgd{tier.eval_steps}_ce_acc']:.3f}  AA[{aa['version']}] "

@@ -67,22 +67,26 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def method_loss(method: str, model, x, y, *, tier: Tier, epoch: int, opts: MethodOptions):
+def method_loss(method: str, model, x, y, *, tier: Tier, epoch: int, opts: MethodOptions,
+                attack_model=None):
     """The training loss of ``method`` on a clean batch x (N, C, H, W), y (N,).
 
     Returns (loss scalar, stats dict of floats). The model is in train mode on entry;
-    attacks switch it to eval mode while they run and back afterwards.
+    attacks switch it to eval mode while they run and back afterwards. Under
+    DistributedDataParallel, ``model`` is the DDP wrapper (its forward syncs gradients)
+    and ``attack_model`` the plain module the attacks differentiate through.
     """
+    atk = model if attack_model is None else attack_model
     stats = {}
     if method == "standard":
         logits = model(x)
         loss = ce_loss(logits.float(), y)
     elif method == "trades":
-        x_adv = trades_pgd(model, x, tier.eps, tier.alpha, tier.train_steps)
+        x_adv = trades_pgd(atk, x, tier.eps, tier.alpha, tier.train_steps)
         logits = model(x_adv)
         loss = trades_loss(model(x).float(), logits.float(), y, beta=opts.trades_beta)
     else:
-        x_adv, kappa = pgd(model, x, y, tier.eps, tier.alpha, tier.train_steps, return_kappa=True)
+        x_adv, kappa = pgd(atk, x, y, tier.eps, tier.alpha, tier.train_steps, return_kappa=True)
         logits = model(x_adv)
         if method == "at" or (method == "gairat" and epoch < tier.gairat_burn_in):
             loss = ce_loss(logits.float(), y)
@@ -124,6 +128,14 @@ def _run_config(method, tier, seed, opts, n_train) -> dict:
             "options": dataclasses.asdict(opts)}
 
 
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless torchrun started us and a process group is up."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, seed: int = 0,
           checkpoint_path=None, resume: bool = True, device=None, progress: bool = True,
           epochs: int | None = None, compile: bool = False, on_epoch=None, **options):
@@ -134,6 +146,10 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
     With ``checkpoint_path`` a checkpoint is written after every epoch, and a call with the
     same arguments resumes from it (skipping the work already done).
     ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written.
+
+    Under ``torchrun`` (a process group initialised, e.g. by the experiment runner) the
+    model is wrapped in DistributedDataParallel and every rank trains on its slice of each
+    global batch; rank 0 alone writes checkpoints, shows progress and returns history.
     """
     check_choice("method", method, METHODS)
     tier = tier if isinstance(tier, Tier) else get_tier(tier)
@@ -162,7 +178,14 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
                 f"seed {ckpt['config'].get('seed')}): resume needs the same method, tier, seed, "
                 "options and data size; pass resume=False or another checkpoint_path")
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
-    step_model = torch.compile(model) if compile else model
+    rank, world = distributed_context()
+    step_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        step_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(step_model) if compile else step_model
+    progress = progress and rank == 0
     bar = tqdm(range(start, tier.epochs), desc=f"{method} ({tier.name})", disable=not progress,
                initial=start, total=tier.epochs)
     for epoch in bar:
@@ -172,10 +195,12 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
         loader = batches(x_train, y_train, tier.batch_size, shuffle=True, augment=True,
                          seed=seed * 1000 + epoch, device=device)
         for x, y in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+            if world > 1:  # every rank draws the same global batch and keeps its slice
+                x, y = x[rank::world], y[rank::world]
             x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 loss, stats = method_loss(method, step_model, x, y, tier=tier, epoch=epoch,
-                                          opts=opts)
+                                          opts=opts, attack_model=model)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"{method}: loss became {loss.item()} in epoch "
                                          f"{epoch + 1}; lower the learning rate ({tier.lr})")
@@ -194,7 +219,7 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix({k: round(record[k], 3) for k in ("loss", "pgd_acc") if k in record})
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and rank == 0:
             save_checkpoint(checkpoint_path, model, opt, sched, epoch=epoch + 1, config=config,
                             history=history)
         if on_epoch is not None:
