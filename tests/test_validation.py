@@ -91,3 +91,23 @@ def test_the_table_covers_every_bad_input_of_the_issue():
             "inf logits", "images above 1", "unknown method", "unknown tier", "does not exist"]
     for words in must:
         assert any(words in case for case in CASES), words
+
+
+CLI_CASES = {
+    "runner unknown tier": (["--tier", "laptop"], "tier"),
+    "runner unknown method": (["--methods", "at,madry"], "method"),
+    "runner negative seed": (["--seeds", "-1"], "seed"),
+    "runner sovr ratio 1.5": (["--sovr-ratios", "0.2,1.5"], "ratio"),
+    "runner zero epochs": (["--epochs", "0"], "epochs"),
+    "runner data path missing": (["--data", "/no/such/folder"], "/no/such/folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES), ids=list(CLI_CASES))
+def test_experiment_runner_command_line_refuses_bad_arguments(case, capsys):
+    from sovr_tutorial.experiments import main
+    argv, words = CLI_CASES[case]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert words in capsys.readouterr().err
