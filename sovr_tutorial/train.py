@@ -102,6 +102,23 @@ def method_loss(method: str, model, x, y, *, tier: Tier, epoch: int, opts: Metho
     return loss, stats
 
 
+def train_step(method: str, model, opt, x, y, *, tier: Tier, epoch: int, opts: MethodOptions,
+               attack_model=None) -> dict:
+    """One SGD step of ``method`` on the batch x (N, C, H, W), y (N,); returns its stats."""
+    device = x.device
+    with autocast(device):
+        loss, stats = method_loss(method, model, x, y, tier=tier, epoch=epoch, opts=opts,
+                                  attack_model=attack_model)
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"{method}: the loss became {loss.item()} (epoch {epoch + 1}); "
+                                 f"lower the learning rate (now {opt.param_groups[0]['lr']})")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    stats["loss"] = loss.item()
+    return stats
+
+
 @torch.no_grad()
 def _clean_logits(model, x, batch_size=500):
     with eval_mode(model):
@@ -198,16 +215,8 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
             if world > 1:  # every rank draws the same global batch and keeps its slice
                 x, y = x[rank::world], y[rank::world]
             x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
-                loss, stats = method_loss(method, step_model, x, y, tier=tier, epoch=epoch,
-                                          opts=opts, attack_model=model)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"{method}: loss became {loss.item()} in epoch "
-                                         f"{epoch + 1}; lower the learning rate ({tier.lr})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            stats["loss"] = loss.item()
+            stats = train_step(method, step_model, opt, x, y, tier=tier, epoch=epoch,
+                               opts=opts, attack_model=model)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v * len(y)
             n += len(y)

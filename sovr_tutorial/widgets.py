@@ -359,7 +359,7 @@ def explore_threshold(base_model, x_train, y_train, x_eval, y_eval, *, rule: str
         if reference.size == 0 or not np.isfinite(reference).all():
             raise ValueError("reference_margins must be a non-empty array of finite margins")
 
-    from .train import MethodOptions, method_loss   # train imports this package's modules
+    from .train import MethodOptions, train_step   # train imports this package's modules
 
     opts = (MethodOptions(sovr_ratio=value) if rule == "ratio"
             else MethodOptions(sovr_threshold=value))
@@ -382,13 +382,7 @@ def explore_threshold(base_model, x_train, y_train, x_eval, y_eval, *, rule: str
             idx = order[pos:pos + batch_size]
             pos += batch_size
             xb, yb = x_train[idx].to(device), y_train[idx].to(device)
-            loss, stats = method_loss("sovr", model, xb, yb, tier=ft_tier, epoch=0, opts=opts)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"the SOVR loss became {loss.item()} at fine-tuning "
-                                         f"step {step + 1}; lower lr (now {lr})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            stats = train_step("sovr", model, opt, xb, yb, tier=ft_tier, epoch=0, opts=opts)
             switched.append(float(stats["switched"]))
         model.eval()
         out = collect_margins(model, x_eval, y_eval, attack=_eval_attack(tier, eval_steps),
