@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(BIN)/python -m sovr_tutorial data --download
 
+# (JupyterLab refuses to run as root unless told; containers and cloud shells often are root)
 course: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The whole suite: unit tests, slow tests, and every notebook executed at the ci tier.
 test: setup
