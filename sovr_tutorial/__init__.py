@@ -15,6 +15,6 @@ from .margins import (collect_margins, flip_budget, logit_margin, margin_grad_no
                       margin_histogram, margin_summary)
 from .models import PreActResNet18, SmallCNN, build_model
 from .tiers import TIERS, Tier, get_tier
-from .train import METHODS, MethodOptions, pick_device, set_seed, train
+from .train import METHODS, MethodOptions, pick_device, run_name, set_seed, train, trained_model
 
 __version__ = "0.1.0"

@@ -32,15 +32,11 @@ from .data import balanced_subset, load_cifar10
 from .evaluate import accuracy, autoattack_eval
 from .margins import collect_margins, margin_histogram, margin_summary
 from .tiers import TIERS, get_tier
-from .train import METHODS, distributed_context, pick_device, set_seed, train
+from .train import METHODS, distributed_context, pick_device, run_name, set_seed, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HIST_RANGE = (-10.0, 10.0)
 HIST_BINS = 80
-
-
-def run_name(method: str, seed: int, ratio: float | None = None) -> str:
-    return f"sovr-r{ratio:g}-s{seed}" if method == "sovr" else f"{method}-s{seed}"
 
 
 def split_train_heldout(x, y, n_train: int, n_heldout: int, seed: int = 0):

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import eval_mode, pgd, trades_pgd
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_shipped, save_checkpoint
 from .checks import check_choice, check_labels, check_number, check_ratio
 from .data import batches
 from .losses import DEFAULT_SOVR_RATIO, ce_loss, gairat_loss, mart_loss, sovr_loss, trades_loss
@@ -235,3 +235,37 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
             on_epoch(epoch + 1, record)
     model.eval()
     return model, history
+
+
+def run_name(method: str, seed: int = 0, ratio: float | None = None) -> str:
+    """The name of a run (results file, checkpoint): ``at-s0``, ``sovr-r0.4-s0``."""
+    return f"sovr-r{ratio:g}-s{seed}" if method == "sovr" else f"{method}-s{seed}"
+
+
+def trained_model(method: str, x_train=None, y_train=None, *, retrain: bool, tier=None,
+                  seed: int = 0, sovr_ratio: float = DEFAULT_SOVR_RATIO, x_val=None, y_val=None,
+                  shipped_tier: str = "cpu", runs_dir=None, device=None, progress: bool = True):
+    """The model of ``method`` a notebook works with; returns (model in eval mode, history).
+
+    ``retrain=False``: the checkpoint the course ships for ``shipped_tier`` (sha256-checked).
+    ``retrain=True``: trained here at ``tier`` with a checkpoint per epoch in ``runs_dir``
+    (default ``runs/notebooks-<tier>/``), so re-running a notebook, or the next notebook with
+    the same settings, resumes instead of training again; a checkpoint left by other
+    settings is replaced.
+    """
+    check_choice("method", method, METHODS)
+    name = run_name(method, seed, sovr_ratio if method == "sovr" else None)
+    device = pick_device(device)
+    if not retrain:
+        model, ckpt = load_shipped(name, tier=shipped_tier)
+        return model.to(device), ckpt["history"]
+    tier = tier if isinstance(tier, Tier) else get_tier(tier)
+    runs_dir = Path(runs_dir) if runs_dir is not None else (
+        Path(__file__).resolve().parents[1] / "runs" / f"notebooks-{tier.name}")
+    options = {"sovr_ratio": sovr_ratio} if method == "sovr" else {}
+    kwargs = dict(tier=tier, x_val=x_val, y_val=y_val, seed=seed, device=device,
+                  checkpoint_path=runs_dir / f"{name}.pt", progress=progress, **options)
+    try:
+        return train(method, x_train, y_train, **kwargs)
+    except CheckpointError:  # left by a run with other settings: start afresh
+        return train(method, x_train, y_train, resume=False, **kwargs)

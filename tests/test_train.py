@@ -91,3 +91,24 @@ def test_resume_refuses_a_checkpoint_of_another_run(small_split, tmp_path):
     with pytest.raises(ValueError, match="another run"):
         train("sovr", x[:100], y[:100], tier=TIER.replace(epochs=1), seed=0, progress=False,
               checkpoint_path=tmp_path / "c.pt")
+
+
+def test_trained_model_loads_the_shipped_checkpoint():
+    from sovr_tutorial import trained_model
+    model, hist = trained_model("at", retrain=False)
+    assert not model.training and model.arch == "small_cnn-w16-c10"
+    assert len(hist) == 10 and hist[-1]["epoch"] == 10
+
+
+def test_trained_model_retrains_once_then_resumes(small_split, tmp_path):
+    from sovr_tutorial import trained_model
+    (x, y), _ = small_split
+    kw = dict(retrain=True, tier=TIER.replace(epochs=1), runs_dir=tmp_path, progress=False)
+    m1, h1 = trained_model("sovr", x[:100], y[:100], sovr_ratio=0.5, **kw)
+    assert (tmp_path / "sovr-r0.5-s0.pt").exists()
+    m2, h2 = trained_model("sovr", x[:100], y[:100], sovr_ratio=0.5, **kw)
+    assert h2 == h1  # finished run found: nothing trained again
+    # other settings under the same name: the old checkpoint is replaced, not resumed
+    m3, h3 = trained_model("sovr", x[:100], y[:100], sovr_ratio=0.5,
+                           **{**kw, "tier": TIER.replace(epochs=2)})
+    assert len(h3) == 2
