@@ -25,6 +25,16 @@ def eval_mode(model):
         model.train(was_training)
 
 
+@contextmanager
+def seeded(seed: int, device):
+    """Seed torch inside the block without disturbing the caller's random stream."""
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def _attack_loss(logits, y, loss, targeted):
     """Per-sample objective that the attack *ascends*, shape (N,)."""
     if loss == "ce":

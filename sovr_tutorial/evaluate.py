@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import eval_mode, pgd
+from .attacks import eval_mode, pgd, seeded
 from .files import atomic_write_text
 from .checks import (check_choice, check_eps, check_images, check_labels, check_logits,
                      check_number, check_step_size, check_steps)
@@ -72,15 +72,6 @@ def _resolve_device(model, device) -> torch.device:
         raise ValueError(f"device={str(device)!r} but the model lives on {str(model_device)!r}; "
                          f"move it first with model.to({str(device)!r})")
     return device
-
-
-@contextlib.contextmanager
-def _private_rng(device: torch.device, seed: int):
-    """Seed the attacks without disturbing the caller's global random stream."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def _check_inputs(model, x, y, batch_size):
@@ -145,7 +136,7 @@ def pgd_accuracy(model, x, y, *, eps: float = 8 / 255, alpha: float = 2 / 255, s
     with eval_mode(model):
         robust = _predict(model, x, y, batch_size, device)
         bar = tqdm(total=restarts, desc=f"PGD-{steps}", disable=not progress)
-        with _private_rng(device, seed), _frozen(model), bar:
+        with seeded(seed, device), _frozen(model), bar:
             for _ in range(restarts):
                 idx = robust.nonzero().flatten()
                 for i in range(0, idx.numel(), batch_size):
@@ -399,7 +390,7 @@ def autoattack_eval(model, x, y, *, eps: float = 8 / 255, version: str = "standa
                     idx = torch.tensor(todo[c * batch_size:(c + 1) * batch_size])
                     if aa is None:
                         aa = _make_autoattack(cls, backend, model, eps, seed, device)
-                    with _private_rng(device, seed):
+                    with seeded(seed, device):
                         x_adv = _run_one(aa, backend, attack, x[idx], y[idx], batch_size,
                                          messages)
                     # judge with our own forward pass: the same rule for both backends

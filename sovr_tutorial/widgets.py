@@ -20,7 +20,6 @@ test can find: ``sovr-eps-slider``, ``sovr-eps-label``, ``sovr-eps-figure``,
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import html
 import io
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .attacks import eval_mode, pgd
+from .attacks import eval_mode, pgd, seeded
 from .checks import (check_choice, check_eps, check_images, check_labels, check_number,
                      check_ratio, check_steps)
 from .data import CLASSES
@@ -64,15 +63,6 @@ def _float_images(x, name):
     if isinstance(x, torch.Tensor) and x.dtype == torch.uint8:
         x = x.float().div(255)
     return check_images(x, name=name)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device):
-    """Seed torch inside the block without disturbing the caller's random stream."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 @torch.no_grad()
@@ -131,7 +121,7 @@ def eps_view(model, x, y, eps, *, steps: int = 10, classes=CLASSES, n_show: int 
         if eps == 0:
             x_adv = x.clone()
         else:
-            with _seeded(seed, device):
+            with seeded(seed, device):
                 x_adv = torch.cat([
                     pgd(model, x[i:i + 256].to(device), y[i:i + 256].to(device), eps=eps,
                         alpha=_pgd_alpha(eps, steps), steps=steps).cpu()
@@ -299,7 +289,7 @@ def adversarial_margins(model, x, y, *, tier, eval_steps: int = 5, seed: int = 0
     check_labels(y, x.shape[0], 10)
     eval_steps = check_steps(eval_steps, "eval_steps")
     seed = check_number("seed", seed, low=0, integer=True)
-    with _seeded(seed, _device_of(model)):
+    with seeded(seed, _device_of(model)):
         out = collect_margins(model, x, y, attack=_eval_attack(tier, eval_steps), progress=False)
     return out["margin"]
 
@@ -372,7 +362,7 @@ def explore_threshold(base_model, x_train, y_train, x_eval, y_eval, *, rule: str
                           weight_decay=tier.weight_decay)
     y_train = y_train.long()
     switched = []
-    with _seeded(seed, device):
+    with seeded(seed, device):
         g = torch.Generator().manual_seed(seed)
         order, pos = torch.randperm(x_train.shape[0], generator=g), 0
         model.train()
