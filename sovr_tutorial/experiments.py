@@ -120,7 +120,7 @@ def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
 
 
 def run_one(method, seed, tier, data, info, out_dir: Path, run_dir: Path, device,
-            ratio=None, progress=True, ship_dir: Path | None = None) -> dict:
+            ratio=None, progress=True, ship_dir: Path | None = None, command: str = "") -> dict:
     name = run_name(method, seed, ratio)
     result_path = out_dir / f"{name}.json"
     if result_path.exists():
@@ -141,7 +141,7 @@ def run_one(method, seed, tier, data, info, out_dir: Path, run_dir: Path, device
               "history": history, "train_seconds": train_seconds, **metrics,
               "wall_seconds": time.time() - t0,
               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join([Path(sys.executable).name, "-m", __name__] + sys.argv[1:])}
+              "command": command}
     if ship_dir is not None:
         result["checkpoint"] = ship_checkpoint(model, ship_dir / f"{tier.name}-{name}.pt",
                                                result)
@@ -192,8 +192,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="override the tier's epochs")
     p.add_argument("--data", default=None, help="data folder (default: $SOVR_TUTORIAL_DATA "
                    "or the official CIFAR-10 in data/)")
-    p.add_argument("--out", default=None, help="results folder (default results/<tier>)")
-    p.add_argument("--runs", default=None, help="checkpoint folder (default runs/<tier>)")
+    p.add_argument("--out", default=None, help="results folder (default results/<tier>, or "
+                   "results/<tier>-e<epochs> when --epochs changes the tier's epochs)")
+    p.add_argument("--runs", default=None, help="checkpoint folder (default runs/<tier>, "
+                   "runs/<tier>-e<epochs> likewise)")
     p.add_argument("--ship", action="store_true",
                    help="also write weights-only checkpoints to data/checkpoints/")
     p.add_argument("--device", default=None)
@@ -219,16 +221,28 @@ def parse_args(argv=None):
     return args
 
 
+def default_folder(tier) -> str:
+    """``cpu``, or ``cpu-e30`` for the cpu tier trained for 30 epochs instead of its 10.
+
+    Runs with other epochs must not share a folder with the tier's own runs: the runner
+    skips a run whose results file exists and resumes from a checkpoint of the same name.
+    """
+    base = get_tier(tier.name)
+    return tier.name if tier.epochs == base.epochs else f"{tier.name}-e{tier.epochs}"
+
+
 def main(argv=None):
     args = parse_args(argv)
+    command = " ".join([Path(sys.executable).name, "-m", __name__]
+                       + list(sys.argv[1:] if argv is None else argv))
     tier = args.tier
-    out_dir = Path(args.out or ROOT / "results" / tier.name)
+    out_dir = Path(args.out or ROOT / "results" / default_folder(tier))
     if args.plot:
         from .plots import plot_results
         for path in plot_results(out_dir):
             print("wrote", path)
         return 0
-    run_dir = Path(args.runs or ROOT / "runs" / tier.name)
+    run_dir = Path(args.runs or ROOT / "runs" / default_folder(tier))
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
@@ -248,7 +262,8 @@ def main(argv=None):
         name = run_name(method, seed, ratio)
         res = run_one(method, seed, tier, data, info, out_dir, run_dir, device, ratio=ratio,
                       progress=not args.no_progress,
-                      ship_dir=ROOT / "data" / "checkpoints" if args.ship else None)
+                      ship_dir=ROOT / "data" / "checkpoints" if args.ship else None,
+                      command=command)
         if res is None:
             continue
         aa = res["autoattack"]
