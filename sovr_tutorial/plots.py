@@ -550,6 +550,22 @@ def _sum_hist(rs, key):
     return None if counts is None else (counts, edges)
 
 
+def stored_histograms(results: list, key: str = "test_adv") -> dict:
+    """Margin histograms stored in result files, one per method (summed over its seeds).
+
+    key: "test_clean", "test_adv", "train_clean" or "train_adv". Returns
+    {label: (counts, edges)}, e.g. "AT (3 seeds)", ready for ``plot_margin_histograms``;
+    methods whose files hold no histogram for ``key`` are left out.
+    """
+    out = {}
+    for (m, ratio), rs in _group(results).items():
+        h = _sum_hist(rs, key)
+        if h is not None:
+            n = len(rs)
+            out[method_label(m, ratio) + (f" ({n} seeds)" if n > 1 else "")] = h
+    return out
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
@@ -598,11 +614,7 @@ def plot_results(out_dir) -> list:
         save(fig, f"margins_{_safe(key)}.png")
 
     for split in ("test", "train"):
-        h = {}
-        for (m, ratio), rs in groups.items():
-            hh = _sum_hist(rs, f"{split}_adv")
-            if hh is not None:
-                h[method_label(m, ratio)] = hh
+        h = stored_histograms(results, f"{split}_adv")
         if h:
             fig = plot_margin_histograms(
                 h, title=f"margins at {pgd_name} points, {split} samples\n{setting}")

@@ -207,6 +207,18 @@ def test_results_table_one_row_per_method(results_dir):
     assert rows[2].startswith("| SOVR (ratio 0.4) | 0 |")
 
 
+def test_stored_histograms_sum_the_seeds_of_a_method(results_dir):
+    results = plots.load_results(results_dir)
+    h = plots.stored_histograms(results, "test_adv")
+    assert list(h) == ["AT (2 seeds)", "GAIRAT", "SOVR (ratio 0.4)"]
+    at_runs = [r for r in results if r["method"] == "at"]
+    expected = sum(np.asarray(r["margins"]["test_adv"]["hist_counts"]) for r in at_runs)
+    counts, edges = h["AT (2 seeds)"]
+    np.testing.assert_array_equal(counts, expected)
+    assert len(edges) == len(counts) + 1
+    assert plots.stored_histograms(results, "no_such_key") == {}
+
+
 def test_plot_pgd_vs_aa_bars_and_gap(results_dir):
     results = plots.load_results(results_dir)
     assert len(results) == 4
