@@ -16,10 +16,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .data import CLASSES
+from .losses import DEFAULT_SOVR_RATIO
 
 #: One colour per method, the same in every figure of the course.
 METHOD_COLORS = {
@@ -481,16 +483,20 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None):
               ("aa", f"AutoAttack [{aa0.get('version', '?')}]", "#d62728"))
     for j, (key, name, color) in enumerate(series):
         means = [100 * r[key][0] for r in rows]
-        stds = [100 * r[key][1] if r[key][1] is not None else 0.0 for r in rows]
-        ax.bar(x + (j - 1) * w, means, w, yerr=stds if any(stds) else None, capsize=3,
-               color=color, label=name)
+        ax.bar(x + (j - 1) * w, means, w, color=color, label=name)
+        # error bars only where there is a spread to show (a single seed has none)
+        multi = [i for i, r in enumerate(rows) if r[key][1] is not None]
+        if multi:
+            ax.errorbar(x[multi] + (j - 1) * w, [means[i] for i in multi],
+                        yerr=[100 * rows[i][key][1] for i in multi], fmt="none",
+                        ecolor="black", capsize=3, lw=1)
     for i, r in enumerate(rows):
         top = 100 * max(r["clean"][0], r["pgd"][0], r["aa"][0])
         gap = 100 * r["gap"][0]
         ax.annotate(f"gap {gap:+.1f}", (x[i] + 0.5 * w, top + 2), ha="center", fontsize=9,
                     color="#d62728" if gap > 0 else "black")
-    nseeds = sorted({len(r["seeds"]) for r in rows})
-    ax.set_xticks(x, labels)
+    ax.set_xticks(x, [f"{lab}\n{len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''}"
+                      for lab, r in zip(labels, rows)])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, min(100, 100 * max(max(r["clean"][0], r["pgd"][0]) for r in rows) + 15))
     ax.grid(axis="y", alpha=0.3)
@@ -498,8 +504,8 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None):
     n_aa = aa0.get("n", "?")
     ax.set_title(title or f"PGD vs AutoAttack\n{_setting_line(results)}", fontsize=10)
     fig.supxlabel(f"AA = {aa_label}, on {n_aa} test images; gap = PGD - AA on those "
-                  f"images (points)\nseeds per method: {'/'.join(map(str, nseeds))}"
-                  " (error bars: std over seeds)", fontsize=8, color="dimgray")
+                  "images (points); bars: mean over seeds, error bars: std over seeds",
+                  fontsize=8, color="dimgray")
     return fig
 
 
@@ -566,6 +572,14 @@ def stored_histograms(results: list, key: str = "test_adv") -> dict:
     return out
 
 
+def one_sovr_ratio(results: list) -> list:
+    """The runs with SOVR at one ratio only: the default ratio when it was run, else the
+    smallest one. The other methods' runs are all kept."""
+    ratios = sorted({r.get("sovr_ratio") for r in results if r.get("method") == "sovr"})
+    keep = DEFAULT_SOVR_RATIO if DEFAULT_SOVR_RATIO in ratios else (ratios or [None])[0]
+    return [r for r in results if r.get("method") != "sovr" or r.get("sovr_ratio") == keep]
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
@@ -575,7 +589,9 @@ def plot_results(out_dir) -> list:
 
     Writes next to the JSONs: ``margins_<run group>.png`` (per method: test and training
     samples, clean and PGD, from the stored histograms, summed over seeds),
-    ``margins_test_adv_all.png`` and ``margins_train_adv_all.png`` (all methods overlaid),
+    ``margins_test_adv_all.png`` and ``margins_train_adv_all.png`` (all methods overlaid, SOVR
+    at its default ratio), ``margins_{test,train}_adv_sovr_sweep.png`` (when several SOVR
+    ratios were run),
     ``pgd_vs_aa.png`` (bars, mean ± std over seeds) and ``training_curves.png`` (held-out
     curves of the lowest seed of every method).
     """
@@ -613,12 +629,25 @@ def plot_results(out_dir) -> list:
         key = m if ratio is None else f"{m}-r{ratio:g}"
         save(fig, f"margins_{_safe(key)}.png")
 
+    # One SOVR in the figure of all methods: five curves in one colour each stay readable;
+    # the ratio sweep gets its own figure.
+    ratios = sorted({ratio for m, ratio in groups if m == "sovr"})
+    main = one_sovr_ratio(results)
+    sweep = [r for r in results if r.get("method") == "sovr"]
     for split in ("test", "train"):
-        h = stored_histograms(results, f"{split}_adv")
+        h = stored_histograms(main, f"{split}_adv")
         if h:
             fig = plot_margin_histograms(
                 h, title=f"margins at {pgd_name} points, {split} samples\n{setting}")
             save(fig, f"margins_{split}_adv_all.png")
+        h = stored_histograms(sweep, f"{split}_adv")
+        if len(ratios) > 1 and h:
+            cmap = colormaps["viridis"]
+            colors = {k: cmap(0.9 * i / (len(h) - 1)) for i, k in enumerate(h)}
+            fig = plot_margin_histograms(
+                h, colors=colors, title=f"SOVR ratio sweep (0 = all CE, 1 = all OVR)\n"
+                f"margins at {pgd_name} points, {split} samples\n{setting}")
+            save(fig, f"margins_{split}_adv_sovr_sweep.png")
 
     save(plot_pgd_vs_aa(results), "pgd_vs_aa.png")
 

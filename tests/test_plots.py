@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sovr_tutorial import plots  # noqa: E402
@@ -195,6 +196,23 @@ def test_plot_results_writes_pngs(results_dir):
         assert p.stat().st_size > 5000
 
 
+def test_plot_results_draws_the_sovr_ratio_sweep_apart(results_dir):
+    for ratio in (0.0, 1.0):
+        name, res = _fake_result("sovr", 0, 0.45, 0.3, 0.26, ratio=ratio)
+        (results_dir / f"{name}.json").write_text(json.dumps(res))
+    names = {p.name for p in plots.plot_results(results_dir)}
+    assert {"margins_test_adv_sovr_sweep.png", "margins_train_adv_sovr_sweep.png",
+            "margins_sovr-r0.png", "margins_sovr-r1.png"} <= names
+    # the all-methods overlay keeps one SOVR: the default ratio, else the smallest
+    results = plots.load_results(results_dir)
+    main = plots.one_sovr_ratio(results)
+    assert list(plots.stored_histograms(main, "test_adv")) == ["AT (2 seeds)", "GAIRAT",
+                                                               "SOVR (ratio 0.4)"]
+    no_default = [r for r in results if r.get("sovr_ratio") != 0.4]
+    assert [r.get("sovr_ratio") for r in plots.one_sovr_ratio(no_default)
+            if r["method"] == "sovr"] == [0.0]
+
+
 def test_results_table_one_row_per_method(results_dir):
     table = plots.results_table(results_dir)
     lines = table.splitlines()
@@ -224,8 +242,12 @@ def test_plot_pgd_vs_aa_bars_and_gap(results_dir):
     assert len(results) == 4
     fig = plots.plot_pgd_vs_aa(results)
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["AT", "GAIRAT", "SOVR (ratio 0.4)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "AT\n2 seeds", "GAIRAT\n1 seed", "SOVR (ratio 0.4)\n1 seed"]
     assert len(ax.patches) == 9                      # 3 methods x (clean, PGD, AA)
+    # one error bar per series, for AT only (the one method with two seeds)
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 3 and all(len(c.lines[2][0].get_segments()) == 1 for c in bars)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["clean", "PGD-20 (CE)", "AutoAttack [custom]"]
     gaps = [t.get_text() for t in ax.texts]
