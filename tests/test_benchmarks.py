@@ -1,0 +1,31 @@
+"""The GPU benchmark script runs (here on CPU, tiny) and counts FLOPs the way it says."""
+import re
+
+import torch
+
+import sovr_tutorial as st
+from benchmarks.gpu import CountFlops, main, step_flops
+
+
+def test_an_at_step_costs_about_23_forward_passes(small_split):
+    """PGD-10 asks 10 forwards + 10 input-only backwards (each about one forward), the update
+    one forward + a backward for inputs and weights (about two): 23 forwards in all."""
+    (x, y), _ = small_split
+    tier = st.get_tier("gpu", model="small_cnn", width=8)
+    model = st.build_model("small_cnn", width=8)
+    with CountFlops() as counter:
+        model(x[:tier.batch_size].float() / 255)
+    forward = counter.total
+    assert forward > 0
+    ratio = step_flops(tier, x[:tier.batch_size], y[:tier.batch_size], torch.device("cpu")) / forward
+    assert 21 < ratio < 25, ratio
+
+
+def test_the_gpu_benchmark_prints_its_figures_on_cpu(jpeg_dir, capsys):
+    assert main(["--device", "cpu", "--model", "small_cnn", "--images", "256", "--epochs", "1",
+                 "--peak-size", "256", "--data", str(jpeg_dir)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"measured float32 matmul peak \(256\^2\): [\d.]+ TFLOP/s", out)
+    assert re.search(r"one PGD-10 AT step, small_cnn, batch 128: [\d.]+ TFLOP", out)
+    assert "2 steps per epoch of 256 images" in out
+    assert re.search(r"epoch 1: +[\d.]+ s, +\d+ img/s, +[\d.]+ TFLOP/s = +[\d.]+% of the measured peak", out)
