@@ -625,7 +625,8 @@ def plot_results(out_dir) -> list:
             plot_margin_histograms(h, ax=ax, title=f"{split} samples",
                                    colors={f"{split}, clean": "tab:blue",
                                            f"{split}, {pgd_name}": "tab:red"})
-        fig.suptitle(f"{label}: logit margins (seeds {seeds})\n{setting}", fontsize=10)
+        fig.suptitle(f"{label}: logit margins (seed{'s' if len(rs) > 1 else ''} {seeds})\n{setting}",
+                     fontsize=10)
         key = m if ratio is None else f"{m}-r{ratio:g}"
         save(fig, f"margins_{_safe(key)}.png")
 
