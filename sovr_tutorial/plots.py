@@ -430,8 +430,26 @@ def _is_result(d) -> bool:
             and isinstance(d.get("autoattack"), dict) and "robust" in d["autoattack"])
 
 
-def load_results(out_dir) -> list:
-    """Every run result (``*.json`` written by the experiment runner) in ``out_dir``."""
+#: clean accuracy within this of chance (1 / classes): the run learned nothing
+COLLAPSE_MARGIN = 0.02
+
+
+def is_collapsed(result: dict, num_classes: int = 10) -> bool:
+    """True for a run that ended at chance level (clean accuracy at most 1/classes + 2 points).
+
+    Such a model answers (nearly) the same class for every image, so its robust accuracies
+    and margins describe a failed run, not its method. Tables and figures leave it out and
+    name it; it still counts as a finding (how often a method fails to train).
+    """
+    return result["clean_acc"] <= 1 / num_classes + COLLAPSE_MARGIN
+
+
+def load_results(out_dir, *, collapsed: bool = False) -> list:
+    """Every run result (``*.json`` written by the experiment runner) in ``out_dir``.
+
+    Runs that collapsed to chance level (``is_collapsed``) are left out unless
+    ``collapsed=True``.
+    """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"results folder {out_dir} does not exist: run "
@@ -442,10 +460,19 @@ def load_results(out_dir) -> list:
             d = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if _is_result(d):
+        if _is_result(d) and (collapsed or not is_collapsed(d)):
             d.setdefault("_path", str(path))
             results.append(d)
     return results
+
+
+def collapsed_note(out_dir) -> str:
+    """One line naming the runs in ``out_dir`` left out as collapsed, or "" when none."""
+    gone = [r for r in load_results(out_dir, collapsed=True) if is_collapsed(r)]
+    if not gone:
+        return ""
+    return ("left out, collapsed to chance level: "
+            + ", ".join(f"{r['run']} (clean {100 * r['clean_acc']:.1f}%)" for r in gone))
 
 
 def _setting_line(results) -> str:
@@ -457,12 +484,13 @@ def _setting_line(results) -> str:
             f"eps {t.get('eps', 8 / 255) * 255:.0f}/255, {device}")
 
 
-def plot_pgd_vs_aa(results: list, *, title: str | None = None):
+def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
     """Grouped bars per method: clean, PGD and AutoAttack accuracy (mean ± std over seeds).
 
     results: result dicts as written by ``sovr_tutorial.experiments`` (fields clean_acc,
     pgd<steps>_ce_acc, pgd_acc_on_aa_subset, autoattack{robust, label, n}). The number
     above each group is the gap PGD - AA, measured on the images AutoAttack attacked.
+    ``note`` goes under the figure (e.g. ``collapsed_note(out_dir)``).
     """
     if not results:
         raise ValueError("results is empty: nothing to plot")
@@ -504,8 +532,8 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None):
     n_aa = aa0.get("n", "?")
     ax.set_title(title or f"PGD vs AutoAttack\n{_setting_line(results)}", fontsize=10)
     fig.supxlabel(f"AA = {aa_label}, on {n_aa} test images; gap = PGD - AA on those "
-                  "images (points); bars: mean over seeds, error bars: std over seeds",
-                  fontsize=8, color="dimgray")
+                  "images (points); bars: mean over seeds, error bars: std over seeds"
+                  + (f"\n{note}" if note else ""), fontsize=8, color="dimgray")
     return fig
 
 
@@ -538,7 +566,8 @@ def results_table(out_dir) -> str:
             method_label(m, ratio), ",".join(str(s) for s in row["seeds"]),
             _pct(row["clean"]), _pct(row["pgd"]), _pct(row["pgd_sub"]), _pct(row["aa"]),
             _pct(row["gap"])]) + " |")
-    return "\n".join(lines)
+    note = collapsed_note(out_dir)
+    return "\n".join(lines) + (f"\n\n{note[0].upper()}{note[1:]}." if note else "")
 
 
 def _sum_hist(rs, key):
@@ -650,7 +679,7 @@ def plot_results(out_dir) -> list:
                 f"margins at {pgd_name} points, {split} samples\n{setting}")
             save(fig, f"margins_{split}_adv_sovr_sweep.png")
 
-    save(plot_pgd_vs_aa(results), "pgd_vs_aa.png")
+    save(plot_pgd_vs_aa(results, note=collapsed_note(out_dir)), "pgd_vs_aa.png")
 
     hists = {method_label(m, ratio): rs[0]["history"] for (m, ratio), rs in groups.items()
              if rs[0].get("history")}

@@ -213,6 +213,21 @@ def test_plot_results_draws_the_sovr_ratio_sweep_apart(results_dir):
             if r["method"] == "sovr"] == [0.0]
 
 
+def test_a_run_collapsed_to_chance_is_left_out_and_named(results_dir):
+    name, res = _fake_result("mart", 1, 0.10, 0.10, 0.10)
+    (results_dir / f"{name}.json").write_text(json.dumps(res))
+    assert plots.is_collapsed(res) and not plots.is_collapsed(_fake_result("at", 0, 0.2, 0.1, 0.1)[1])
+    assert "mart-s1" not in [r["run"] for r in plots.load_results(results_dir)]
+    assert "mart-s1" in [r["run"] for r in plots.load_results(results_dir, collapsed=True)]
+    table = plots.results_table(results_dir)
+    assert "| MART |" not in table     # its only run collapsed: no row of chance-level numbers
+    assert table.endswith("Left out, collapsed to chance level: mart-s1 (clean 10.0%).")
+    assert plots.collapsed_note(results_dir) == (
+        "left out, collapsed to chance level: mart-s1 (clean 10.0%)")
+    fig = plots.plot_pgd_vs_aa(plots.load_results(results_dir), note=plots.collapsed_note(results_dir))
+    assert "mart-s1" in fig.get_supxlabel()
+
+
 def test_results_table_one_row_per_method(results_dir):
     table = plots.results_table(results_dir)
     lines = table.splitlines()
