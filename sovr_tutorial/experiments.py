@@ -190,10 +190,11 @@ def parse_args(argv=None):
     p.add_argument("--sovr-ratios", default=None, help="comma-separated SOVR ratios "
                    "(default: the package default)")
     p.add_argument("--epochs", type=int, default=None, help="override the tier's epochs")
+    p.add_argument("--lr", type=float, default=None, help="override the tier's learning rate")
     p.add_argument("--data", default=None, help="data folder (default: $SOVR_TUTORIAL_DATA "
                    "or the official CIFAR-10 in data/)")
     p.add_argument("--out", default=None, help="results folder (default results/<tier>, or "
-                   "results/<tier>-e<epochs> when --epochs changes the tier's epochs)")
+                   "results/<tier>-e<epochs>-lr<lr> when --epochs / --lr change the tier)")
     p.add_argument("--runs", default=None, help="checkpoint folder (default runs/<tier>, "
                    "runs/<tier>-e<epochs> likewise)")
     p.add_argument("--ship", action="store_true",
@@ -214,6 +215,8 @@ def parse_args(argv=None):
         if args.epochs is not None:
             args.tier = args.tier.replace(epochs=check_number("epochs", args.epochs, low=1,
                                                               integer=True))
+        if args.lr is not None:
+            args.tier = args.tier.replace(lr=check_number("lr", args.lr, low=0.0, low_open=True))
         if args.data is not None and not Path(args.data).exists():
             raise ValueError(f"--data {args.data!r} does not exist")
     except ValueError as e:
@@ -222,13 +225,19 @@ def parse_args(argv=None):
 
 
 def default_folder(tier) -> str:
-    """``cpu``, or ``cpu-e30`` for the cpu tier trained for 30 epochs instead of its 10.
+    """``cpu``; ``cpu-e30`` for the cpu tier trained for 30 epochs instead of its 10;
+    ``cpu-lr0.01`` for another learning rate (``cpu-e30-lr0.01`` for both).
 
-    Runs with other epochs must not share a folder with the tier's own runs: the runner
+    Runs with other settings must not share a folder with the tier's own runs: the runner
     skips a run whose results file exists and resumes from a checkpoint of the same name.
     """
     base = get_tier(tier.name)
-    return tier.name if tier.epochs == base.epochs else f"{tier.name}-e{tier.epochs}"
+    name = tier.name
+    if tier.epochs != base.epochs:
+        name += f"-e{tier.epochs}"
+    if tier.lr != base.lr:
+        name += f"-lr{tier.lr:g}"
+    return name
 
 
 def main(argv=None):

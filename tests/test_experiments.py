@@ -91,7 +91,9 @@ def test_figures_are_drawn_from_the_results_files(runner_output, capsys):
 
 
 def test_other_epochs_get_their_own_folder():
-    """Changing --epochs must not skip or resume into the tier's own runs."""
+    """Changing --epochs or --lr must not skip or resume into the tier's own runs."""
     assert default_folder(get_tier("cpu")) == "cpu"
     assert default_folder(get_tier("cpu", epochs=30)) == "cpu-e30"
     assert default_folder(get_tier("ci", epochs=get_tier("ci").epochs)) == "ci"
+    assert default_folder(get_tier("cpu", lr=0.01)) == "cpu-lr0.01"
+    assert default_folder(get_tier("cpu", epochs=30, lr=0.01)) == "cpu-e30-lr0.01"

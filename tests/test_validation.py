@@ -99,6 +99,7 @@ CLI_CASES = {
     "runner negative seed": (["--seeds", "-1"], "seed"),
     "runner sovr ratio 1.5": (["--sovr-ratios", "0.2,1.5"], "ratio"),
     "runner zero epochs": (["--epochs", "0"], "epochs"),
+    "runner zero learning rate": (["--lr", "0"], "lr"),
     "runner data path missing": (["--data", "/no/such/folder"], "/no/such/folder"),
 }
 
