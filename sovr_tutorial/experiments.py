@@ -196,7 +196,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="results folder (default results/<tier>, or "
                    "results/<tier>-e<epochs>-lr<lr> when --epochs / --lr change the tier)")
     p.add_argument("--runs", default=None, help="checkpoint folder (default runs/<tier>, "
-                   "runs/<tier>-e<epochs> likewise)")
+                   "named like --out's)")
     p.add_argument("--ship", action="store_true",
                    help="also write weights-only checkpoints to data/checkpoints/")
     p.add_argument("--device", default=None)

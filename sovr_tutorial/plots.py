@@ -466,9 +466,14 @@ def load_results(out_dir, *, collapsed: bool = False) -> list:
     return results
 
 
-def collapsed_note(out_dir) -> str:
-    """One line naming the runs in ``out_dir`` left out as collapsed, or "" when none."""
-    gone = [r for r in load_results(out_dir, collapsed=True) if is_collapsed(r)]
+def collapsed_note(runs) -> str:
+    """One line naming the collapsed runs, or "" when none.
+
+    runs: a results folder, or results already loaded with ``load_results(..., collapsed=True)``.
+    """
+    if isinstance(runs, (str, Path)):
+        runs = load_results(runs, collapsed=True)
+    gone = [r for r in runs if is_collapsed(r)]
     if not gone:
         return ""
     return ("left out, collapsed to chance level: "
@@ -490,7 +495,7 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
     results: result dicts as written by ``sovr_tutorial.experiments`` (fields clean_acc,
     pgd<steps>_ce_acc, pgd_acc_on_aa_subset, autoattack{robust, label, n}). The number
     above each group is the gap PGD - AA, measured on the images AutoAttack attacked.
-    ``note`` goes under the figure (e.g. ``collapsed_note(out_dir)``).
+    ``note`` goes under the figure (e.g. ``collapsed_note(...)``).
     """
     if not results:
         raise ValueError("results is empty: nothing to plot")
@@ -549,7 +554,8 @@ def results_table(out_dir) -> str:
     subset of the test images (its column says the version and count), so PGD is given
     on all test images and on that subset; the gap is PGD - AA on the subset.
     """
-    results = load_results(out_dir)
+    everything = load_results(out_dir, collapsed=True)
+    results = [r for r in everything if not is_collapsed(r)]
     if not results:
         raise FileNotFoundError(f"no result JSON files in {out_dir}")
     groups = _group(results)
@@ -566,7 +572,7 @@ def results_table(out_dir) -> str:
             method_label(m, ratio), ",".join(str(s) for s in row["seeds"]),
             _pct(row["clean"]), _pct(row["pgd"]), _pct(row["pgd_sub"]), _pct(row["aa"]),
             _pct(row["gap"])]) + " |")
-    note = collapsed_note(out_dir)
+    note = collapsed_note(everything)
     return "\n".join(lines) + (f"\n\n{note[0].upper()}{note[1:]}." if note else "")
 
 
@@ -625,7 +631,8 @@ def plot_results(out_dir) -> list:
     curves of the lowest seed of every method).
     """
     out_dir = Path(out_dir)
-    results = load_results(out_dir)
+    everything = load_results(out_dir, collapsed=True)
+    results = [r for r in everything if not is_collapsed(r)]
     if not results:
         raise FileNotFoundError(f"no result JSON files in {out_dir}: run "
                                 "`python -m sovr_tutorial.experiments` first")
@@ -679,7 +686,7 @@ def plot_results(out_dir) -> list:
                 f"margins at {pgd_name} points, {split} samples\n{setting}")
             save(fig, f"margins_{split}_adv_sovr_sweep.png")
 
-    save(plot_pgd_vs_aa(results, note=collapsed_note(out_dir)), "pgd_vs_aa.png")
+    save(plot_pgd_vs_aa(results, note=collapsed_note(everything)), "pgd_vs_aa.png")
 
     hists = {method_label(m, ratio): rs[0]["history"] for (m, ratio), rs in groups.items()
              if rs[0].get("history")}
