@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from .margins import _margin
 from .checks import check_choice, check_eps, check_images, check_labels, check_step_size, check_steps
 
 
@@ -41,9 +42,8 @@ def _attack_loss(logits, y, loss, targeted):
         ce = F.cross_entropy(logits, y, reduction="none")
         return -ce if targeted else ce
     # margin (CW-style) loss: z_y - max_{k != y} z_k, pushed down (or up for a target)
-    z_y = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.scatter(1, y[:, None], float("-inf")).amax(1)
-    return (z_y - others) if targeted else (others - z_y)
+    margin = _margin(logits, y)
+    return margin if targeted else -margin
 
 
 def _check_attack_args(model, x, y, eps, alpha, steps):
@@ -74,9 +74,16 @@ def pgd(model, x, y, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 
         if target is None:
             raise ValueError("targeted=True needs target, a (N,) tensor of target classes")
         check_labels(target, x.shape[0], name="target")
-    goal = target if targeted else y
+    return _pgd(model, x, y, eps, alpha, steps, random_start=random_start, loss=loss,
+                goal=target if targeted else y, targeted=targeted, return_kappa=return_kappa)
+
+
+def _pgd(model, x, y, eps, alpha, steps, *, random_start=True, loss="ce", goal=None,
+         targeted=False, return_kappa=False):
+    """Unchecked kernel of :func:`pgd` (the training step calls it every batch)."""
+    goal = y if goal is None else goal
     x = x.detach()
-    kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if return_kappa else None
     if random_start:
         x_adv = _project(x + torch.empty_like(x).uniform_(-eps, eps), x, eps)
     else:
@@ -110,6 +117,11 @@ def trades_pgd(model, x, eps: float = 8 / 255, alpha: float = 2 / 255, steps: in
     check_eps(eps)
     check_step_size(alpha)
     check_steps(steps)
+    return _trades_pgd(model, x, eps, alpha, steps)
+
+
+def _trades_pgd(model, x, eps, alpha, steps):
+    """Unchecked kernel of :func:`trades_pgd`."""
     x = x.detach()
     with eval_mode(model):
         with torch.no_grad():

@@ -150,7 +150,8 @@ def load_shipped(run: str, tier: str = "cpu", folder=None):
     digest = shipped_sha256(path)
     meta = load_checkpoint(path, sha256=digest)
     t = meta["config"]["tier"]
-    model = build_model(t["model"], width=t["width"])
+    model = build_model(t["model"], width=t["width"], num_classes=t.get("num_classes", 10),
+                        depth=t.get("depth", 3))
     if model_arch(model) != meta["arch"]:
         raise CheckpointError(f"{path}: its config builds {model_arch(model)!r} but its weights "
                               f"are for {meta['arch']!r}")

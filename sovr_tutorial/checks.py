@@ -61,11 +61,12 @@ def check_choice(name: str, value, allowed):
 
 
 def check_images(x, name: str = "x"):
-    """Images for a model or an attack: float tensor (N, C, H, W) with values in [0, 1]."""
+    """Inputs of a model or an attack: float tensor (N, C, H, W) images, or (N, D) points
+    (the toy world), with values in [0, 1]."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if x.dim() not in (2, 4):
+        raise ValueError(f"{name} must have shape (N, C, H, W) or (N, D), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype} "
                         "(convert uint8 images with x.float() / 255)")

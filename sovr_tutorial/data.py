@@ -407,9 +407,14 @@ class Batches:
                  device="cpu", drop_last=False):
         if not isinstance(x_uint8, torch.Tensor):
             raise TypeError(f"x_uint8 must be a torch.Tensor, got {type(x_uint8).__name__}")
-        if x_uint8.dtype != torch.uint8 or x_uint8.dim() != 4:
+        images = x_uint8.dtype == torch.uint8 and x_uint8.dim() == 4
+        points = x_uint8.is_floating_point() and x_uint8.dim() == 2
+        if not (images or points):
             raise ValueError("x_uint8 must be uint8 images of shape (N, C, H, W) as returned "
-                             f"by load_cifar10, got {x_uint8.dtype} {tuple(x_uint8.shape)}")
+                             "by load_cifar10 (or float points (N, D) of the toy world), got "
+                             f"{x_uint8.dtype} {tuple(x_uint8.shape)}")
+        if augment and points:
+            raise ValueError("augment=True crops and flips images; points are not augmented")
         if x_uint8.shape[0] < 1:
             raise ValueError("x_uint8 must hold at least one image, got 0")
         check_labels(y, x_uint8.shape[0])
@@ -443,7 +448,8 @@ class Batches:
         order = order.to(self.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            xb = self.x[idx].float().div_(255)
+            xb = self.x[idx]
+            xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb
             if self.augment:
                 xb = _augment(xb, g)
             yield xb, self.y[idx]

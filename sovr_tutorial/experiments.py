@@ -27,12 +27,13 @@ from . import __version__
 from .attacks import pgd
 from .checkpoint import save_checkpoint
 from .files import atomic_write_text, sha256_file
-from .checks import check_choice, check_number, check_ratio
+from .checks import check_number
 from .data import balanced_subset, load_cifar10
 from .evaluate import accuracy, autoattack_eval
-from .margins import collect_margins, margin_histogram, margin_summary
-from .tiers import TIERS, get_tier
-from .train import METHODS, distributed_context, pick_device, run_name, set_seed, train
+from .margins import collect_margins, margin_histogram, margin_peaks, margin_summary
+from .runs import Run, as_run
+from .tiers import TIERS, get_tier, parse_overrides
+from .train import distributed_context, pick_device, set_seed, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HIST_RANGE = (-10.0, 10.0)
@@ -63,6 +64,7 @@ def environment() -> dict:
            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
            "torch_threads": torch.get_num_threads(),
            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    env["git_commit"] = git_commit()
     for name in ("torchvision", "pyautoattack", "autoattack"):
         try:
             env[name] = __import__(name).__version__
@@ -71,72 +73,100 @@ def environment() -> dict:
     return env
 
 
-def margin_stats(model, x, y, tier, attack: bool, device) -> dict:
-    """Margins, gradient norms and flip budgets at clean or PGD inputs, summarised."""
-    atk = None
-    if attack:
-        def atk(m, xb, yb):
-            return pgd(m, xb, yb, tier.eps, tier.alpha, tier.eval_steps)
-    out = collect_margins(model, x, y, attack=atk, device=device, progress=False)
+def git_commit() -> str | None:
+    """The commit of the code that produced a result (``+dirty`` if the tree had changes)."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+        return head + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def margin_stats(model, x, y, device) -> dict:
+    """Margins, gradient norms and flip budgets at the inputs ``x`` (clean or already
+    attacked), summarised, with the peaks of the margins' density and the margins."""
+    out = collect_margins(model, x, y, device=device, progress=False)
     counts, edges = margin_histogram(out["margin"], bins=HIST_BINS, range=HIST_RANGE)
     fb = out["flip_budget"][np.isfinite(out["flip_budget"])]
     return {"margin": margin_summary(out["margin"]),
+            "peaks": margin_peaks(out["margin"]),
             "grad_norm_l1": margin_summary(out["grad_norm"]),
             "flip_budget": margin_summary(fb) if len(fb) else None,
             "hist_counts": counts.tolist(), "hist_edges": edges.tolist(),
-            "accuracy": float(out["correct"].mean())}
+            "accuracy": float(out["correct"].mean()),
+            "values": np.round(out["margin"], 3).tolist()}
+
+
+def _adversarial(model, x, y, tier, seed, loss="ce", batch=500):
+    torch.manual_seed(seed)
+    return torch.cat([pgd(model, x[i:i + batch], y[i:i + batch], tier.eps, tier.alpha,
+                          tier.eval_steps, loss=loss) for i in range(0, len(x), batch)])
+
+
+def _bits(model, x, y) -> str:
+    """Per-image correctness as a string of 0/1 (for McNemar tests on the same images)."""
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)])
+    return "".join("1" if ok else "0" for ok in (pred == y).tolist())
 
 
 def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
     (x_tr, y_tr), (x_te, y_te) = data
-    f = lambda u: u.float().div(255)  # noqa: E731
-    xt, yt = f(x_te).to(device), y_te.to(device)
-    torch.manual_seed(seed)
-    x_adv = torch.cat([pgd(model, xt[i:i + 500], yt[i:i + 500], tier.eps, tier.alpha,
-                           tier.eval_steps) for i in range(0, len(xt), 500)])
-    x_adv_m = torch.cat([pgd(model, xt[i:i + 500], yt[i:i + 500], tier.eps, tier.alpha,
-                             tier.eval_steps, loss="margin") for i in range(0, len(xt), 500)])
+    f = lambda u: u.float().div(255).to(device)  # noqa: E731
+    xt, yt = f(x_te), y_te.to(device)
+    x_adv = _adversarial(model, xt, yt, tier, seed)
+    x_adv_m = _adversarial(model, xt, yt, tier, seed, loss="margin")
     n_aa = tier.n_autoattack
     aa = autoattack_eval(model, xt[:n_aa], yt[:n_aa], eps=tier.eps,
                          version=tier.autoattack_version, state_path=state_dir, seed=seed,
                          device=device, progress=False)
     n_m = min(len(x_tr), len(x_te))
+    xr, yr = f(x_tr[:n_m]), y_tr[:n_m].to(device)
+    xr_adv = _adversarial(model, xr, yr, tier, seed)
     return {
         "clean_acc": accuracy(model, xt, yt),
         f"pgd{tier.eval_steps}_ce_acc": accuracy(model, x_adv, yt),
         f"pgd{tier.eval_steps}_margin_acc": accuracy(model, x_adv_m, yt),
         # PGD accuracy on exactly the images AutoAttack saw, for an honest gap
         "pgd_acc_on_aa_subset": accuracy(model, x_adv[:n_aa], yt[:n_aa]),
+        "robust_train_acc": accuracy(model, xr_adv, yr),
         "autoattack": aa,
+        "per_image": {"clean": _bits(model, xt, yt), "pgd": _bits(model, x_adv, yt),
+                      "pgd_margin": _bits(model, x_adv_m, yt)},
         "margins": {
-            "test_clean": margin_stats(model, xt, yt, tier, False, device),
-            "test_adv": margin_stats(model, xt, yt, tier, True, device),
-            "train_clean": margin_stats(model, f(x_tr[:n_m]).to(device), y_tr[:n_m].to(device),
-                                        tier, False, device),
-            "train_adv": margin_stats(model, f(x_tr[:n_m]).to(device), y_tr[:n_m].to(device),
-                                      tier, True, device),
+            "test_clean": margin_stats(model, xt, yt, device),
+            # the PGD images of the accuracy above, not a second attack
+            "test_adv": margin_stats(model, x_adv, yt, device),
+            "train_clean": margin_stats(model, xr, yr, device),
+            "train_adv": margin_stats(model, xr_adv, yr, device),
         },
     }
 
 
-def run_one(method, seed, tier, data, info, out_dir: Path, run_dir: Path, device,
-            ratio=None, progress=True, ship_dir: Path | None = None, command: str = "") -> dict:
-    name = run_name(method, seed, ratio)
+def run_one(run: Run, seed, tier, data, info, out_dir: Path, run_dir: Path, device,
+            progress=True, ship_dir: Path | None = None, command: str = "") -> dict:
+    name = run.name(seed)
     result_path = out_dir / f"{name}.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
     t0 = time.time()
     (x_tr, y_tr), (x_ho, y_ho), (x_te, y_te) = data
-    opts = {"sovr_ratio": ratio} if method == "sovr" else {}
-    model, history = train(method, x_tr, y_tr, tier=tier, x_val=x_ho, y_val=y_ho, seed=seed,
+    model, history = train(run, x_tr, y_tr, tier=tier, x_val=x_ho, y_val=y_ho, seed=seed,
                            checkpoint_path=run_dir / f"{name}.pt", device=device,
-                           progress=progress, **opts)
+                           progress=progress)
     if distributed_context()[0] != 0:
         return None  # rank 0 evaluates and writes; the others go on to the next run
     train_seconds = sum(h["seconds"] for h in history)
     metrics = evaluate_run(model, ((x_tr, y_tr), (x_te, y_te)), tier, device,
                            run_dir / f"{name}.aa", seed)
-    result = {"run": name, "method": method, "seed": seed, "sovr_ratio": ratio,
+    result = {"run": name, "method": run.method, "label": run.label, "options": run.options(),
+              "seed": seed,
+              # kept for result files written before Run existed (plots group by it)
+              "sovr_ratio": run.value if run.method == "sovr" and run.rule == "ratio" else None,
               "tier": dataclasses.asdict(tier), "data": info, "environment": environment(),
               "history": history, "train_seconds": train_seconds, **metrics,
               "wall_seconds": time.time() - t0,
@@ -153,7 +183,7 @@ def ship_checkpoint(model, path: Path, result: dict) -> dict:
     """Weights only (no optimiser) + sha256, listed in SHA256SUMS beside it."""
     save_checkpoint(path, model, epoch=result["tier"]["epochs"],
                     config={"method": result["method"], "seed": result["seed"],
-                            "sovr_ratio": result["sovr_ratio"], "tier": result["tier"]},
+                            "options": result["options"], "tier": result["tier"]},
                     history=result["history"])
     digest = sha256_file(path)
     sums = path.parent / "SHA256SUMS"
@@ -185,16 +215,23 @@ def parse_args(argv=None):
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--tier", default=None, help=f"one of {sorted(TIERS)} (default: "
                    "$SOVR_TUTORIAL_TIER or cpu)")
-    p.add_argument("--methods", default="at,trades,mart,gairat,sovr")
+    p.add_argument("--methods", default="at,trades,mart,gairat,sovr",
+                   help="comma-separated runs: a method, or SOVR with its rule and value: "
+                   "sovr-r0.4 (ratio), sovr-t1 (threshold), sovr-b0.4 (boundary) [sovr = "
+                   "sovr-r0.4]")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
-    p.add_argument("--sovr-ratios", default=None, help="comma-separated SOVR ratios "
-                   "(default: the package default)")
-    p.add_argument("--epochs", type=int, default=None, help="override the tier's epochs")
-    p.add_argument("--lr", type=float, default=None, help="override the tier's learning rate")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a tier field, e.g. --set n_train=2000 --set eps=4/255 "
+                   "--set model=cnn --set width=32 (repeatable)")
+    p.add_argument("--epochs", type=int, default=None, help="override the tier's epochs "
+                   "(same as --set epochs=N)")
+    p.add_argument("--lr", type=float, default=None, help="override the tier's learning rate "
+                   "(same as --set lr=X)")
     p.add_argument("--data", default=None, help="data folder (default: $SOVR_TUTORIAL_DATA "
                    "or the official CIFAR-10 in data/)")
     p.add_argument("--out", default=None, help="results folder (default results/<tier>, or "
-                   "results/<tier>-e<epochs>-lr<lr> when --epochs / --lr change the tier)")
+                   "results/<tier>-<changes> when --set / --epochs / --lr change the tier, "
+                   "e.g. cpu-e30, cpu-cnn-w32-n1000-e60-eps2)")
     p.add_argument("--runs", default=None, help="checkpoint folder (default runs/<tier>, "
                    "named like --out's)")
     p.add_argument("--ship", action="store_true",
@@ -204,19 +241,19 @@ def parse_args(argv=None):
     p.add_argument("--plot", action="store_true", help="only draw figures from the results")
     args = p.parse_args(argv)
     try:
-        args.tier = get_tier(args.tier)
-        args.methods = [check_choice("method", m.strip(), METHODS)
-                        for m in args.methods.split(",") if m.strip()]
+        overrides = parse_overrides(args.set)
+        if args.epochs is not None:
+            overrides["epochs"] = args.epochs
+        if args.lr is not None:
+            overrides["lr"] = args.lr
+        if "epochs" in overrides:
+            check_number("epochs", overrides["epochs"], low=1, integer=True)
+        if "lr" in overrides:
+            check_number("lr", overrides["lr"], low=0.0, low_open=True)
+        args.tier = get_tier(args.tier, **overrides)
+        args.methods = [as_run(m) for m in args.methods.split(",") if m.strip()]
         args.seeds = [check_number("seed", int(s), low=0, integer=True)
                       for s in args.seeds.split(",")]
-        from .losses import DEFAULT_SOVR_RATIO
-        args.sovr_ratios = ([check_ratio(float(r), "sovr ratio") for r in args.sovr_ratios.split(",")]
-                            if args.sovr_ratios else [DEFAULT_SOVR_RATIO])
-        if args.epochs is not None:
-            args.tier = args.tier.replace(epochs=check_number("epochs", args.epochs, low=1,
-                                                              integer=True))
-        if args.lr is not None:
-            args.tier = args.tier.replace(lr=check_number("lr", args.lr, low=0.0, low_open=True))
         if args.data is not None and not Path(args.data).exists():
             raise ValueError(f"--data {args.data!r} does not exist")
     except ValueError as e:
@@ -224,19 +261,30 @@ def parse_args(argv=None):
     return args
 
 
+# How a changed tier field shows in a folder name (cpu-e30, cpu-lr0.01, cpu-cnn-w32-n1000).
+_FOLDER_KEYS = {"model": "", "width": "w", "depth": "d", "n_train": "n", "epochs": "e",
+                "lr": "lr", "eps": "eps", "alpha": "alpha", "train_steps": "k",
+                "batch_size": "b", "gairat_burn_in": "burn", "precision": ""}
+
+
 def default_folder(tier) -> str:
     """``cpu``; ``cpu-e30`` for the cpu tier trained for 30 epochs instead of its 10;
-    ``cpu-lr0.01`` for another learning rate (``cpu-e30-lr0.01`` for both).
+    ``cpu-lr0.01`` for another learning rate; ``cpu-cnn-w32-n1000-e60-eps2-bf16`` for a
+    model, width, training-set size, epochs, eps (in /255) and precision of its own.
 
     Runs with other settings must not share a folder with the tier's own runs: the runner
     skips a run whose results file exists and resumes from a checkpoint of the same name.
     """
     base = get_tier(tier.name)
     name = tier.name
-    if tier.epochs != base.epochs:
-        name += f"-e{tier.epochs}"
-    if tier.lr != base.lr:
-        name += f"-lr{tier.lr:g}"
+    for field in dataclasses.fields(tier):
+        key, value = field.name, getattr(tier, field.name)
+        if key == "name" or value == getattr(base, key):
+            continue
+        if key in ("eps", "alpha"):
+            value = round(value * 255, 4)
+        prefix = _FOLDER_KEYS.get(key, key.replace("_", "") + "_")
+        name += f"-{prefix}{value:g}" if isinstance(value, (int, float)) else f"-{prefix}{value}"
     return name
 
 
@@ -265,18 +313,15 @@ def main(argv=None):
                                 timeout=dt.timedelta(hours=12))
     set_seed(0)
     data, info = load_data(tier, args.data)
-    jobs = [(m, s, r) for s in args.seeds for m in args.methods
-            for r in (args.sovr_ratios if m == "sovr" else [None])]
-    for method, seed, ratio in jobs:
-        name = run_name(method, seed, ratio)
-        res = run_one(method, seed, tier, data, info, out_dir, run_dir, device, ratio=ratio,
+    for seed, run in [(s, r) for s in args.seeds for r in args.methods]:
+        res = run_one(run, seed, tier, data, info, out_dir, run_dir, device,
                       progress=not args.no_progress,
                       ship_dir=ROOT / "data" / "checkpoints" if args.ship else None,
                       command=command)
         if res is None:
             continue
         aa = res["autoattack"]
-        print(f"{name:>16}: clean {res['clean_acc']:.3f}  PGD-{tier.eval_steps} "
+        print(f"{run.name(seed):>16}: clean {res['clean_acc']:.3f}  PGD-{tier.eval_steps} "
               f"{res[f'pgd{tier.eval_steps}_ce_acc']:.3f}  AA[{aa['version']}] "
               f"{aa['robust']:.3f} (n={aa['n']})  {res['wall_seconds']:.0f}s", flush=True)
     return 0

@@ -1,6 +1,6 @@
 """Training losses of the course: CE, OVR, SOVR and the baselines TRADES, MART, GAIRAT.
 
-Formulas follow /work/shared/spec/METHOD.md. All functions are pure: logits in, loss out.
+Formulas follow docs/method.md. All functions are pure: logits in, loss out.
 Shapes: logits (N, K) float, y (N,) int in [0, K). Each loss returns the batch mean
 (``reduction="mean"``), the sum (``"sum"``) or per-sample values of shape (N,) (``"none"``).
 """
@@ -9,14 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import check_logits, check_number, check_ratio, check_reduction, check_steps, reduce
-from .margins import logit_margin
+from .checks import check_logits, check_number, check_reduction, check_steps, reduce
+from .margins import _margin
 
-# Fraction of each mini-batch (smallest logit margins first) that gets the OVR loss.
-# [recon] The paper's abstracts do not give the value; 0.4 is our reconstructed default,
-# the middle of the sweep {0, 0.2, 0.4, 0.6, 1.0}. Treat it as a choice, not the paper's.
-DEFAULT_SOVR_RATIO = 0.4
-
+from .runs import DEFAULT_SOVR_RATIO, check_rule_value
 
 def _one_hot_mask(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(logits, dtype=torch.bool).scatter_(1, y.long().unsqueeze(1), True)
@@ -59,14 +55,14 @@ def ovr_loss(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> 
     return reduce(_ovr_per_sample(logits, y), reduction)
 
 
-def sovr_select(margins: torch.Tensor, ratio: float = DEFAULT_SOVR_RATIO,
-                threshold: float | None = None) -> torch.Tensor:
+def sovr_select(margins: torch.Tensor, rule: str = "ratio",
+                value: float = DEFAULT_SOVR_RATIO) -> torch.Tensor:
     """Which samples SOVR treats as important (they get OVR): bool mask (N,).
 
-    margins: (N,) float. Threshold rule (``threshold`` given; ``ratio`` is then ignored):
-    ``margin < threshold``. Ratio rule: the ``M = floor(ratio * N + 0.5)`` samples with the
-    smallest margins (ratio * N rounded half up); ties go to the lower index, so the
-    choice is deterministic.
+    margins: (N,) float. ``rule="ratio"``: the ``M = floor(value * N + 0.5)`` samples with
+    the smallest margins (value * N rounded half up); ``"threshold"``: ``margin < value``;
+    ``"boundary"`` [recon]: the M samples with the smallest ``|margin|``. Ties go to the
+    lower index, so the choice is deterministic.
     """
     if not isinstance(margins, torch.Tensor):
         raise TypeError(f"margins must be a torch.Tensor, got {type(margins).__name__}")
@@ -74,37 +70,44 @@ def sovr_select(margins: torch.Tensor, ratio: float = DEFAULT_SOVR_RATIO,
         raise ValueError(f"margins must have shape (N,), got {tuple(margins.shape)}")
     if margins.is_floating_point() and torch.isnan(margins).any():
         raise ValueError("margins hold NaN values")
-    if threshold is not None:
-        threshold = check_number("threshold", threshold)
-        return margins < threshold
-    ratio = check_ratio(ratio)
+    return _select(margins, rule, check_rule_value(rule, value))
+
+
+def _select(margins, rule, value):
+    if rule == "threshold":
+        return margins < value
     n = margins.shape[0]
-    # Round half up (not Python's round-half-even) so M grows monotonically with ratio.
-    m = min(n, int(ratio * n + 0.5))
+    # Round half up (not Python's round-half-even) so M grows monotonically with value.
+    m = min(n, int(value * n + 0.5))
+    key = margins.abs() if rule == "boundary" else margins
     mask = torch.zeros(n, dtype=torch.bool, device=margins.device)
     if m:
-        order = torch.sort(margins, stable=True).indices
-        mask[order[:m]] = True
+        mask[torch.sort(key, stable=True).indices[:m]] = True
     return mask
 
 
-def sovr_loss(logits: torch.Tensor, y: torch.Tensor, ratio: float = DEFAULT_SOVR_RATIO,
-              threshold: float | None = None, reduction: str = "mean",
+def _sovr_per_sample(logits, y, rule, value):
+    """Unchecked kernel of :func:`sovr_loss`: (per-sample loss (N,), mask (N,))."""
+    with torch.no_grad():
+        mask = _select(_margin(logits.detach(), y), rule, value)
+    return torch.where(mask, _ovr_per_sample(logits, y), _ce_per_sample(logits, y)), mask
+
+
+def sovr_loss(logits: torch.Tensor, y: torch.Tensor, rule: str = "ratio",
+              value: float = DEFAULT_SOVR_RATIO, reduction: str = "mean",
               return_mask: bool = False):
-    """Switching OVR loss: OVR for small-margin samples, CE for the rest.
+    """Switching OVR loss: OVR for the important (small-margin) samples, CE for the rest.
 
     logits (N, K) (in SOVR-AT: the adversarial logits), y (N,). The margins
     ``z_y - max_{k != y} z_k`` are computed from ``logits`` without gradient and passed to
-    :func:`sovr_select` with ``ratio`` / ``threshold``. Per-sample loss
-    ``where(mask, ovr, ce)`` (N,), then reduced. ``ratio=0`` gives exactly
-    :func:`ce_loss`, ``ratio=1`` exactly :func:`ovr_loss` (values and gradients).
+    :func:`sovr_select` with ``rule`` / ``value``. Per-sample loss ``where(mask, ovr, ce)``
+    (N,), then reduced. Ratio 0 gives exactly :func:`ce_loss`, ratio 1 exactly
+    :func:`ovr_loss` (values and gradients).
     Returns the loss, or ``(loss, mask)`` with ``return_mask=True``.
     """
     check_logits(logits, y)
     check_reduction(reduction)
-    with torch.no_grad():
-        mask = sovr_select(logit_margin(logits.detach(), y), ratio=ratio, threshold=threshold)
-    per_sample = torch.where(mask, _ovr_per_sample(logits, y), _ce_per_sample(logits, y))
+    per_sample, mask = _sovr_per_sample(logits, y, rule, check_rule_value(rule, value))
     loss = reduce(per_sample, reduction)
     return (loss, mask) if return_mask else loss
 
@@ -126,8 +129,11 @@ def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.T
     _check_pair(logits_clean, logits_adv, y)
     beta = check_number("beta", beta, low=0.0)
     check_reduction(reduction)
-    per_sample = _ce_per_sample(logits_clean, y) + beta * _kl_rows(logits_clean, logits_adv)
-    return reduce(per_sample, reduction)
+    return reduce(_trades_per_sample(logits_clean, logits_adv, y, beta), reduction)
+
+
+def _trades_per_sample(logits_clean, logits_adv, y, beta):
+    return _ce_per_sample(logits_clean, y) + beta * _kl_rows(logits_clean, logits_adv)
 
 
 def mart_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
@@ -144,6 +150,10 @@ def mart_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Ten
     _check_pair(logits_clean, logits_adv, y)
     beta = check_number("beta", beta, low=0.0)
     check_reduction(reduction)
+    return reduce(_mart_per_sample(logits_clean, logits_adv, y, beta), reduction)
+
+
+def _mart_per_sample(logits_clean, logits_adv, y, beta):
     probs_adv = F.softmax(logits_adv, dim=1)
     others = logits_adv.masked_fill(_one_hot_mask(logits_adv, y), float("-inf"))
     y_hat = others.argmax(dim=1, keepdim=True)
@@ -151,7 +161,7 @@ def mart_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Ten
     boosted_ce = _ce_per_sample(logits_adv, y) - torch.log(1.0001 - p_wrong)
     p_true_clean = F.softmax(logits_clean, dim=1).gather(1, y.long().unsqueeze(1)).squeeze(1)
     weighted_kl = _kl_rows(logits_clean, logits_adv) * (1.0000001 - p_true_clean)
-    return reduce(boosted_ce + beta * weighted_kl, reduction)
+    return boosted_ce + beta * weighted_kl
 
 
 def gairat_weights(kappa: torch.Tensor, steps: int, lam: float = -1.0) -> torch.Tensor:
@@ -175,6 +185,11 @@ def gairat_weights(kappa: torch.Tensor, steps: int, lam: float = -1.0) -> torch.
     lo, hi = kappa.min().item(), kappa.max().item()
     if lo < 0 or hi > steps:
         raise ValueError(f"kappa must lie in [0, steps={steps}], got values in [{lo:.4g}, {hi:.4g}]")
+    return _gairat_weights(kappa, steps, lam)
+
+
+def _gairat_weights(kappa, steps, lam):
+    """Unchecked kernel of :func:`gairat_weights` (kappa a float tensor)."""
     half = steps / 2.0
     # (1 + tanh(a)) / 2 == sigmoid(2a) exactly; the sigmoid form keeps full relative
     # precision where tanh saturates at -1 (kappa near K), which float32 1 + tanh loses.
@@ -195,3 +210,8 @@ def gairat_loss(logits_adv: torch.Tensor, y: torch.Tensor, kappa: torch.Tensor, 
                          f"got {tuple(kappa.shape)}")
     weights = gairat_weights(kappa, steps, lam).to(logits_adv.device, logits_adv.dtype)
     return reduce(weights * _ce_per_sample(logits_adv, y), reduction)
+
+
+def _gairat_per_sample(logits_adv, y, kappa, steps, lam):
+    weights = _gairat_weights(kappa.float(), steps, lam).to(logits_adv.dtype)
+    return weights * _ce_per_sample(logits_adv, y)

@@ -27,10 +27,14 @@ def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     logits: (N, K) float, y: (N,) int in [0, K). Returns (N,), differentiable in ``logits``.
     """
     check_logits(logits, y)
+    return _margin(logits, y)
+
+
+def _margin(logits, y):
+    """Unchecked kernel of :func:`logit_margin`, for losses, attacks and metrics."""
     true = logits.gather(1, y.long().unsqueeze(1)).squeeze(1)
-    is_true = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, y.long().unsqueeze(1), True)
     # -inf on the true class keeps it out of the max; K >= 2 so one finite entry is left.
-    best_other = logits.masked_fill(is_true, float("-inf")).max(dim=1).values
+    best_other = logits.scatter(1, y.long().unsqueeze(1), float("-inf")).amax(dim=1)
     return true - best_other
 
 
@@ -59,7 +63,7 @@ def _margin_and_grad(model, x, y, p):
     with torch.enable_grad():
         x_req = x.detach().clone().requires_grad_(True)
         logits = model(x_req)
-        margin = logit_margin(logits, y)
+        margin = _margin(logits, y)
         # autograd.grad w.r.t. the input only: parameters get no .grad written.
         (grad,) = torch.autograd.grad(margin.sum(), x_req)
     flat = grad.flatten(1)
@@ -238,18 +242,61 @@ DEFAULT_SMALL_MARGIN = 1.0
 def margin_summary(margins, small: float = DEFAULT_SMALL_MARGIN) -> dict:
     """Quantiles and fractions of a set of margins, as plain floats.
 
-    Keys: "n", "mean", "q05", "q25", "q50", "q75", "q95", "small" (the cut used),
+    Keys: "n", "mean", "q05", "q10", "q25", "q50", "q75", "q90", "q95", "small" (the cut used),
     "frac_small" (fraction with 0 <= margin < small) and "frac_negative" (margin < 0).
     """
     values = _as_numpy_margins(margins)
     small = check_number("small", small, low=0.0, low_open=True)
-    q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+    q = np.quantile(values, [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95])
     return {
         "n": int(values.size),
         "mean": float(values.mean()),
-        "q05": float(q[0]), "q25": float(q[1]), "q50": float(q[2]),
-        "q75": float(q[3]), "q95": float(q[4]),
+        "q05": float(q[0]), "q10": float(q[1]), "q25": float(q[2]), "q50": float(q[3]),
+        "q75": float(q[4]), "q90": float(q[5]), "q95": float(q[6]),
         "small": float(small),
         "frac_small": float(((values >= 0) & (values < small)).mean()),
         "frac_negative": float((values < 0).mean()),
     }
+
+
+def kde_bandwidth(values) -> float:
+    """Silverman's rule of thumb: ``0.9 * min(std, IQR / 1.34) * n ** (-1/5)``."""
+    v = _as_numpy_margins(values, "values")
+    q75, q25 = np.percentile(v, [75, 25])
+    spread = min(v.std(ddof=1) if v.size > 1 else 0.0, (q75 - q25) / 1.34) or v.std() or 1.0
+    return float(0.9 * spread * v.size ** (-0.2))
+
+
+def margin_peaks(values, *, valley: float = 0.7, grid: int = 512, bandwidth=None) -> list:
+    """Positions of the peaks of a sample's density, highest first.
+
+    The density is a Gaussian KDE with Silverman's bandwidth (:func:`kde_bandwidth`) unless
+    ``bandwidth`` is given, evaluated on ``grid`` points spanning the sample +- 3
+    bandwidths. Neighbouring maxima count as two peaks only when the lowest density
+    between them is below ``valley`` times the smaller maximum; otherwise the lower one is
+    merged into the higher. values: (N,) finite floats, N >= 2. ``len(...)`` is the number
+    of peaks the course reports (one = unimodal, two = an easy and a hard group).
+    """
+    v = _as_numpy_margins(values, "values")
+    if v.size < 2:
+        raise ValueError(f"margin_peaks needs at least 2 values, got {v.size}")
+    valley = check_number("valley", valley, low=0.0, high=1.0)
+    h = kde_bandwidth(v) if bandwidth is None else check_number("bandwidth", bandwidth,
+                                                                low=0.0, low_open=True)
+    xs = np.linspace(v.min() - 3 * h, v.max() + 3 * h, int(grid))
+    # chunked so a 50k-sample KDE stays a few MB
+    dens = np.zeros_like(xs)
+    for i in range(0, v.size, 4096):
+        dens += np.exp(-0.5 * ((xs[:, None] - v[None, i:i + 4096]) / h) ** 2).sum(1)
+    is_max = np.r_[False, (dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:]), False]
+    peaks = list(np.flatnonzero(is_max))
+    merged = True
+    while merged and len(peaks) > 1:
+        merged = False
+        for a, b in zip(peaks, peaks[1:]):
+            low = dens[a:b + 1].min()
+            if low >= valley * min(dens[a], dens[b]):
+                peaks.remove(a if dens[a] < dens[b] else b)
+                merged = True
+                break
+    return [float(xs[i]) for i in sorted(peaks, key=lambda i: -dens[i])]

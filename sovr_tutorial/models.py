@@ -88,14 +88,69 @@ class PreActResNet18(nn.Module):
         return self.linear(out)
 
 
-MODELS = ("small_cnn", "preact_resnet18")
+class CNN(nn.Module):
+    """A deeper CNN for the laptop tiers: ``depth`` stages of two 3x3 conv-BN-ReLU layers
+    (widths w, 2w, 4w, ...), each stage but the last followed by 2x2 max-pooling, then
+    global average pooling and a linear head. depth=3, width=32: 6 convs, ~0.3M weights.
+    Input (N, 3, 32, 32) in [0, 1] -> logits (N, num_classes).
+    """
+
+    def __init__(self, width: int = 32, num_classes: int = 10, depth: int = 3):
+        super().__init__()
+        w = check_number("width", width, low=1, integer=True)
+        depth = check_number("depth", depth, low=1, high=5, integer=True)
+        self.arch = f"cnn-w{w}-d{depth}-c{num_classes}"
+        self.norm = Normalize()
+        layers, cin = [], 3
+        for stage in range(depth):
+            cout = w * 2 ** stage
+            for _ in range(2):
+                layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+                cin = cout
+            if stage < depth - 1:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.head(F.adaptive_avg_pool2d(self.features(self.norm(x)), 1).flatten(1))
+
+
+class MLP(nn.Module):
+    """The toy world's model: points (N, in_dim) in [0, 1] -> logits, ``depth`` hidden ReLU
+    layers of ``width`` units. No normalisation layer: the points are already in [0, 1]."""
+
+    def __init__(self, width: int = 128, num_classes: int = 6, depth: int = 2, in_dim: int = 2):
+        super().__init__()
+        w = check_number("width", width, low=1, integer=True)
+        depth = check_number("depth", depth, low=1, integer=True)
+        self.arch = f"mlp-w{w}-d{depth}-i{in_dim}-c{num_classes}"
+        layers, cin = [], in_dim
+        for _ in range(depth):
+            layers += [nn.Linear(cin, w), nn.ReLU()]
+            cin = w
+        self.net = nn.Sequential(*layers, nn.Linear(cin, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+MODELS = ("small_cnn", "cnn", "preact_resnet18", "mlp")
 
 
 def build_model(name: str = "small_cnn", *, width: int = 16, num_classes: int = 10,
-                channels_last: bool = True) -> nn.Module:
+                depth: int = 3, channels_last: bool = True) -> nn.Module:
     """A fresh model by name. channels_last is faster for convs on CPU and on GPUs."""
     check_choice("model", name, MODELS)
-    model = SmallCNN(width, num_classes) if name == "small_cnn" else PreActResNet18(num_classes)
+    if name == "mlp":
+        return MLP(width, num_classes, depth=depth)
+    if name == "small_cnn":
+        model = SmallCNN(width, num_classes)
+    elif name == "cnn":
+        model = CNN(width, num_classes, depth=depth)
+    else:
+        model = PreActResNet18(num_classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model

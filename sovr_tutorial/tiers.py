@@ -20,8 +20,8 @@ TIER_ENV = "SOVR_TUTORIAL_TIER"
 @dataclass(frozen=True)
 class Tier:
     name: str
-    model: str                 # "small_cnn" or "preact_resnet18"
-    width: int                 # base channel width of the small CNN (ignored by the ResNet)
+    model: str                 # a name in models.MODELS: "small_cnn", "cnn", "preact_resnet18", "mlp"
+    width: int                 # base width of the CNNs / hidden width of the MLP (not the ResNet)
     n_train: int               # balanced training subset size (50000 = all)
     n_test: int                # balanced test subset used for PGD / margins
     n_heldout: int             # held-out training-distribution slice for per-epoch checks
@@ -37,6 +37,9 @@ class Tier:
     train_steps: int = 10      # PGD steps used to make training examples
     eval_steps: int = 20       # PGD-20 for evaluation
     gairat_burn_in: int = 0    # epochs of plain AT before GAIRAT re-weights
+    precision: str = "auto"    # "auto" (bf16 on CUDA, fp32 on CPU), "fp32" or "bf16" autocast
+    num_classes: int = 10
+    depth: int = 3             # conv blocks of the "cnn" model / hidden layers of the "mlp"
 
     def replace(self, **changes) -> "Tier":
         return dataclasses.replace(self, **changes)
@@ -55,10 +58,45 @@ TIERS = {
 }
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _parse_value(field: dataclasses.Field, text: str):
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        # "8/255" reads as a fraction: eps and step sizes are usually written so
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    return text
+
+
+def parse_overrides(items) -> dict:
+    """``["n_train=2000", "eps=4/255", "model=cnn"]`` -> typed overrides of Tier fields."""
+    fields = {f.name: f for f in dataclasses.fields(Tier) if f.name != "name"}
+    out = {}
+    for item in items or ():
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{', '.join(sorted(fields))}")
+        try:
+            out[key] = _parse_value(fields[key], text.strip())
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {text!r} is not a valid {fields[key].type}") from None
+    return out
+
+
 def get_tier(name: str | None = None, **overrides) -> Tier:
     """The tier ``name``, else ``$SOVR_TUTORIAL_TIER``, else ``cpu``; fields may be overridden."""
     if name is None:
         name = os.environ.get(TIER_ENV, "cpu") or "cpu"
     check_choice("tier", name, TIERS.keys())
     tier = TIERS[name]
-    return tier.replace(**overrides) if overrides else tier
+    tier = tier.replace(**overrides) if overrides else tier
+    check_choice("precision", tier.precision, PRECISIONS)
+    return tier

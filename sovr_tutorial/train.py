@@ -7,6 +7,7 @@ checkpoint after every epoch from which the same call resumes bit-identically on
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import random
@@ -17,37 +18,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import eval_mode, pgd, trades_pgd
+from .attacks import _pgd, _trades_pgd, eval_mode, pgd, seeded
 from .checkpoint import CheckpointError, load_checkpoint, load_shipped, save_checkpoint
-from .checks import check_choice, check_labels, check_number, check_ratio
+from .checks import check_choice, check_labels, check_number
 from .data import batches
-from .losses import DEFAULT_SOVR_RATIO, ce_loss, gairat_loss, mart_loss, sovr_loss, trades_loss
+from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
+                     _trades_per_sample)
 from .margins import logit_margin
 from .models import build_model
-from .tiers import Tier, get_tier
+from .runs import METHODS, Run, as_run
+from .tiers import PRECISIONS, Tier, get_tier
 
-METHODS = ("standard", "at", "trades", "mart", "gairat", "sovr")
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodOptions:
-    """The knobs of the methods (defaults from ../shared/spec/METHOD.md)."""
-    sovr_ratio: float = DEFAULT_SOVR_RATIO
-    sovr_threshold: float | None = None
-    trades_beta: float = 6.0
-    mart_beta: float = 5.0
-    gairat_lambda: float = -1.0
-
-    def __post_init__(self):
-        check_ratio(self.sovr_ratio, "sovr_ratio")
-        if self.sovr_threshold is not None:
-            check_number("sovr_threshold", self.sovr_threshold)
-        check_number("trades_beta", self.trades_beta, low=0.0)
-        check_number("mart_beta", self.mart_beta, low=0.0)
-        check_number("gairat_lambda", self.gairat_lambda)
 
 
 def pick_device(device=None) -> torch.device:
+    """The package's one device rule: ``device`` if given, else CUDA when present, else CPU."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
@@ -60,62 +45,81 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (tensor cores); plain float32 on CPU, where it would be slower."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str = "auto"):
+    """Mixed precision for the training step; the weights stay float32 (fp32 master weights).
+
+    ``precision``: "fp32", "bf16", or "auto" = bf16 on CUDA (tensor cores), fp32 on CPU
+    (bf16 pays off only on CPUs with AVX-512-BF16 / AMX; the tier says when to use it).
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def method_loss(method: str, model, x, y, *, tier: Tier, epoch: int, opts: MethodOptions,
-                attack_model=None):
-    """The training loss of ``method`` on a clean batch x (N, C, H, W), y (N,).
+def method_loss(run: Run, model, x, y, *, tier: Tier, epoch: int, attack_model=None):
+    """The training loss of ``run`` on a clean batch x (N, ...), y (N,).
 
-    Returns (loss scalar, stats dict of floats). The model is in train mode on entry;
-    attacks switch it to eval mode while they run and back afterwards. Under
-    DistributedDataParallel, ``model`` is the DDP wrapper (its forward syncs gradients)
-    and ``attack_model`` the plain module the attacks differentiate through.
+    Returns (loss scalar, stats dict of floats). Each method is one branch below; an
+    unknown method raises. The model is in train mode on entry; attacks switch it to eval
+    mode while they run and back afterwards. Under DistributedDataParallel, ``model`` is
+    the DDP wrapper (its forward syncs gradients) and ``attack_model`` the plain module
+    the attacks differentiate through. Arguments are checked by the public entry points
+    (:func:`train`, :func:`fit`, :func:`finetune`); this calls the unchecked kernels.
     """
     atk = model if attack_model is None else attack_model
+    eps, alpha, steps = tier.eps, tier.alpha, tier.train_steps
     stats = {}
-    if method == "standard":
+    if run.method == "standard":
         logits = model(x)
-        loss = ce_loss(logits.float(), y)
-    elif method == "trades":
-        x_adv = trades_pgd(atk, x, tier.eps, tier.alpha, tier.train_steps)
+        per_sample = _ce_per_sample(logits.float(), y)
+    elif run.method == "at":
+        logits = model(_pgd(atk, x, y, eps, alpha, steps))
+        per_sample = _ce_per_sample(logits.float(), y)
+    elif run.method == "trades":
+        logits = model(_trades_pgd(atk, x, eps, alpha, steps))
+        per_sample = _trades_per_sample(model(x).float(), logits.float(), y, run.trades_beta)
+    elif run.method == "mart":
+        logits = model(_pgd(atk, x, y, eps, alpha, steps))
+        per_sample = _mart_per_sample(model(x).float(), logits.float(), y, run.mart_beta)
+    elif run.method == "gairat":
+        x_adv, kappa = _pgd(atk, x, y, eps, alpha, steps, return_kappa=True)
         logits = model(x_adv)
-        loss = trades_loss(model(x).float(), logits.float(), y, beta=opts.trades_beta)
+        if epoch < tier.gairat_burn_in:   # burn-in: plain AT until the geometry means something
+            per_sample = _ce_per_sample(logits.float(), y)
+        else:
+            per_sample = _gairat_per_sample(logits.float(), y, kappa, steps, run.gairat_lambda)
+    elif run.method == "sovr":
+        logits = model(_pgd(atk, x, y, eps, alpha, steps))
+        per_sample, mask = _sovr_per_sample(logits.float(), y, run.rule, run.value)
+        stats["switched"] = mask.float().mean()
     else:
-        x_adv, kappa = pgd(atk, x, y, tier.eps, tier.alpha, tier.train_steps, return_kappa=True)
-        logits = model(x_adv)
-        if method == "at" or (method == "gairat" and epoch < tier.gairat_burn_in):
-            loss = ce_loss(logits.float(), y)
-        elif method == "gairat":
-            loss = gairat_loss(logits.float(), y, kappa, tier.train_steps, lam=opts.gairat_lambda)
-        elif method == "mart":
-            loss = mart_loss(model(x).float(), logits.float(), y, beta=opts.mart_beta)
-        else:  # sovr
-            loss, mask = sovr_loss(logits.float(), y, ratio=opts.sovr_ratio,
-                                   threshold=opts.sovr_threshold, return_mask=True)
-            stats["switched"] = mask.float().mean().item()
-    stats["train_acc"] = (logits.argmax(1) == y).float().mean().item()
-    return loss, stats
+        raise ValueError(f"method_loss: no rule for method {run.method!r}")
+    stats["train_acc"] = (logits.argmax(1) == y).float().mean()
+    return per_sample.mean(), stats
 
 
-def train_step(method: str, model, opt, x, y, *, tier: Tier, epoch: int, opts: MethodOptions,
-               attack_model=None) -> dict:
-    """One SGD step of ``method`` on the batch x (N, C, H, W), y (N,); returns its stats."""
-    device = x.device
-    with autocast(device):
-        loss, stats = method_loss(method, model, x, y, tier=tier, epoch=epoch, opts=opts,
+def train_step(run: Run, model, opt, x, y, *, tier: Tier, epoch: int, attack_model=None) -> dict:
+    """One SGD step of ``run`` on the batch x (N, ...), y (N,); returns its stats (floats).
+
+    The stats stay on the device until the one host transfer at the end of the step.
+    """
+    with autocast(x.device, tier.precision):
+        loss, stats = method_loss(run, model, x, y, tier=tier, epoch=epoch,
                                   attack_model=attack_model)
-    if not math.isfinite(loss.item()):
-        raise FloatingPointError(f"{method}: the loss became {loss.item()} (epoch {epoch + 1}); "
-                                 f"lower the learning rate (now {opt.param_groups[0]['lr']})")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    stats["loss"] = loss.item()
+    stats["loss"] = loss.detach()
+    keys = list(stats)
+    values = torch.stack([stats[k].float() for k in keys]).tolist()   # one synchronisation
+    stats = dict(zip(keys, values))
+    if not math.isfinite(stats["loss"]):
+        raise FloatingPointError(f"{run.label}: the loss became {stats['loss']} (epoch "
+                                 f"{epoch + 1}); lower the learning rate (now "
+                                 f"{opt.param_groups[0]['lr']})")
     return stats
 
 
@@ -140,9 +144,9 @@ def epoch_metrics(model, x_val, y_val, tier: Tier, device) -> dict:
             "adv_margin_q10": q[0], "adv_margin_median": q[1], "adv_margin_q90": q[2]}
 
 
-def _run_config(method, tier, seed, opts, n_train) -> dict:
-    return {"method": method, "seed": seed, "n_train": n_train, "tier": dataclasses.asdict(tier),
-            "options": dataclasses.asdict(opts)}
+def _run_config(run: Run, tier, seed, n_train) -> dict:
+    return {"method": run.method, "seed": seed, "n_train": n_train,
+            "tier": dataclasses.asdict(tier), "options": run.options()}
 
 
 def distributed_context() -> tuple[int, int]:
@@ -153,41 +157,69 @@ def distributed_context() -> tuple[int, int]:
     return 0, 1
 
 
-def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, seed: int = 0,
-          checkpoint_path=None, resume: bool = True, device=None, progress: bool = True,
-          epochs: int | None = None, compile: bool = False, on_epoch=None, **options):
-    """Train a fresh model of ``tier`` with ``method``; returns (model, history).
+def _check_training_set(x_train, y_train, num_classes):
+    if not isinstance(x_train, torch.Tensor) or x_train.dim() not in (2, 4) or \
+            x_train.shape[0] == 0:
+        raise TypeError("x_train must be uint8 images (N, 3, H, W) as returned by "
+                        "load_cifar10, or float points (N, D) in [0, 1]")
+    check_labels(y_train, x_train.shape[0], num_classes, name="y_train")
 
-    x_train: uint8 (N, 3, 32, 32), y_train: (N,). ``options`` are MethodOptions fields
-    (``sovr_ratio``, ``sovr_threshold``, ``trades_beta``, ``mart_beta``, ``gairat_lambda``).
-    With ``checkpoint_path`` a checkpoint is written after every epoch, and a call with the
-    same arguments resumes from it (skipping the work already done).
-    ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written.
 
-    Under ``torchrun`` (a process group initialised, e.g. by the experiment runner) the
-    model is wrapped in DistributedDataParallel and every rank trains on its slice of each
-    global batch; rank 0 alone writes checkpoints, shows progress and returns history.
-    """
-    check_choice("method", method, METHODS)
+def _tier(tier, epochs=None) -> Tier:
     tier = tier if isinstance(tier, Tier) else get_tier(tier)
     if epochs is not None:
         tier = tier.replace(epochs=check_number("epochs", epochs, low=1, integer=True))
-    opts = MethodOptions(**options)
-    if not isinstance(x_train, torch.Tensor) or x_train.dtype != torch.uint8 or x_train.dim() != 4:
-        raise TypeError("x_train must be a uint8 tensor (N, 3, H, W) as returned by load_cifar10")
-    check_labels(y_train, x_train.shape[0], 10, name="y_train")
+    return tier
+
+
+def train(run, x_train, y_train, *, tier=None, seed: int = 0, epochs: int | None = None,
+          device=None, **fit_options):
+    """Train a fresh model of ``tier`` (its ``model`` and ``width``) with ``run``.
+
+    run: a :class:`Run` or a name (``"at"``, ``"sovr-r0.4"``, ``"sovr-t1"``).
+    x_train: uint8 (N, 3, 32, 32) or float (N, D) points; y_train: (N,).
+    ``epochs`` overrides the tier's; every other keyword goes to :func:`fit`.
+    Returns (model in eval mode, history).
+    """
+    run, tier = as_run(run), _tier(tier, epochs)
     device = pick_device(device)
     set_seed(seed)
-    model = build_model(tier.model, width=tier.width).to(device)
-    if device.type == "cuda":
+    model = build_model(tier.model, width=tier.width, num_classes=tier.num_classes,
+                        depth=tier.depth)
+    return fit(model.to(device), run, x_train, y_train, tier=tier, seed=seed, device=device,
+               **fit_options)
+
+
+def fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y_val=None,
+        checkpoint_path=None, resume: bool = True, device=None, progress: bool = True,
+        compile: bool = False, on_epoch=None):
+    """The course's one training loop: ``tier.epochs`` epochs of :func:`train_step`.
+
+    SGD with the tier's lr, momentum and weight decay; lr / 10 at half and three quarters
+    of training; augmentation (random crop + flip) for images, none for points. After each
+    epoch the record (mean step stats, and with ``x_val`` clean/PGD accuracy and margin
+    quantiles on it) joins the history. With ``checkpoint_path`` a checkpoint is written
+    after every epoch and a call with the same arguments resumes from it bit-identically
+    on CPU. ``on_epoch(epoch, record, model)`` is called after each epoch's checkpoint.
+
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel and every rank
+    trains on its slice of each global batch; rank 0 alone writes checkpoints, shows
+    progress and returns history. Returns (model in eval mode, history).
+    """
+    run, tier = as_run(run), _tier(tier)
+    _check_training_set(x_train, y_train, tier.num_classes)
+    device = pick_device(device)
+    model = model.to(device)
+    images = x_train.dim() == 4
+    if images and device.type == "cuda":
         # weights and inputs both channels_last: cuDNN's tensor-core kernels, no transposes
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=tier.lr, momentum=tier.momentum,
                           weight_decay=tier.weight_decay)
-    # the usual piecewise schedule: lr / 10 at half and at three quarters of training
     sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=sorted({max(1, tier.epochs // 2), max(1, (3 * tier.epochs) // 4)}), gamma=0.1)
-    config = _run_config(method, tier, seed, opts, int(x_train.shape[0]))
+        opt, milestones=sorted({max(1, tier.epochs // 2), max(1, (3 * tier.epochs) // 4)}),
+        gamma=0.1)
+    config = _run_config(run, tier, seed, int(x_train.shape[0]))
     history, start = [], 0
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         ckpt = load_checkpoint(checkpoint_path, model, opt, sched, restore_rng=True,
@@ -206,20 +238,21 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
             model, device_ids=[device.index] if device.type == "cuda" else None)
     step_model = torch.compile(step_model) if compile else step_model
     progress = progress and rank == 0
-    bar = tqdm(range(start, tier.epochs), desc=f"{method} ({tier.name})", disable=not progress,
-               initial=start, total=tier.epochs)
+    bar = tqdm(range(start, tier.epochs), desc=f"{run.label} ({tier.name})",
+               disable=not progress, initial=start, total=tier.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
         sums, n = {}, 0
-        loader = batches(x_train, y_train, tier.batch_size, shuffle=True, augment=True,
+        loader = batches(x_train, y_train, tier.batch_size, shuffle=True, augment=images,
                          seed=seed * 1000 + epoch, device=device)
         for x, y in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
             if world > 1:  # every rank draws the same global batch and keeps its slice
                 x, y = x[rank::world], y[rank::world]
-            x = x.contiguous(memory_format=torch.channels_last)
-            stats = train_step(method, step_model, opt, x, y, tier=tier, epoch=epoch,
-                               opts=opts, attack_model=model)
+            if images:
+                x = x.contiguous(memory_format=torch.channels_last)
+            stats = train_step(run, step_model, opt, x, y, tier=tier, epoch=epoch,
+                               attack_model=model)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v * len(y)
             n += len(y)
@@ -235,40 +268,71 @@ def train(method: str, x_train, y_train, *, tier=None, x_val=None, y_val=None, s
             save_checkpoint(checkpoint_path, model, opt, sched, epoch=epoch + 1, config=config,
                             history=history)
         if on_epoch is not None:
-            on_epoch(epoch + 1, record)
+            on_epoch(epoch + 1, record, model)
     model.eval()
     return model, history
 
 
-def run_name(method: str, seed: int = 0, ratio: float | None = None) -> str:
-    """The name of a run (results file, checkpoint): ``at-s0``, ``sovr-r0.4-s0``."""
-    return f"sovr-r{ratio:g}-s{seed}" if method == "sovr" else f"{method}-s{seed}"
+def finetune(model, run, x_train, y_train, *, tier, steps: int, batch_size: int = 64,
+             lr: float | None = None, seed: int = 0):
+    """``steps`` SGD steps of :func:`train_step` on a copy of ``model``: (copy, stats per step).
+
+    Mini-batches of ``batch_size`` cycle through x_train (reshuffled on each pass) under
+    ``seed``; the caller's random state is untouched and ``model`` is never changed.
+    x_train: float inputs in [0, 1] (N, ...) on any device; the copy stays on ``model``'s.
+    """
+    run, tier = as_run(run), _tier(tier)
+    _check_training_set(x_train, y_train, tier.num_classes)
+    steps = check_number("steps", steps, low=1, integer=True)
+    batch_size = min(check_number("batch_size", batch_size, low=1, integer=True),
+                     x_train.shape[0])
+    lr = float(check_number("lr", tier.lr if lr is None else lr, low=0.0, low_open=True))
+    model = copy.deepcopy(model)
+    device = next(model.parameters()).device
+    for p in model.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=tier.momentum,
+                          weight_decay=tier.weight_decay)
+    x_train = x_train.float().div(255) if x_train.dtype == torch.uint8 else x_train
+    y_train, log = y_train.long(), []
+    with seeded(seed, device):
+        g = torch.Generator().manual_seed(seed)
+        order, pos = torch.randperm(x_train.shape[0], generator=g), 0
+        model.train()
+        for _ in range(steps):
+            if pos + batch_size > order.numel():
+                order, pos = torch.randperm(x_train.shape[0], generator=g), 0
+            idx = order[pos:pos + batch_size]
+            pos += batch_size
+            log.append(train_step(run, model, opt, x_train[idx].to(device),
+                                  y_train[idx].to(device), tier=tier, epoch=tier.epochs))
+    return model.eval(), log
 
 
-def trained_model(method: str, x_train=None, y_train=None, *, retrain: bool, tier=None,
-                  seed: int = 0, sovr_ratio: float = DEFAULT_SOVR_RATIO, x_val=None, y_val=None,
-                  shipped_tier: str = "cpu", runs_dir=None, device=None, progress: bool = True):
-    """The model of ``method`` a notebook works with; returns (model in eval mode, history).
+def trained_model(run, x_train=None, y_train=None, *, retrain: bool, tier=None,
+                  seed: int = 0, x_val=None, y_val=None, shipped_tier: str = "cpu",
+                  runs_dir=None, device=None, progress: bool = True):
+    """The model of ``run`` a notebook works with; returns (model in eval mode, history).
 
+    run: a :class:`Run` or a name (``"at"``, ``"sovr-r0.4"``, ``"sovr-t1"``).
     ``retrain=False``: the checkpoint the course ships for ``shipped_tier`` (sha256-checked).
     ``retrain=True``: trained here at ``tier`` with a checkpoint per epoch in ``runs_dir``
     (default ``runs/notebooks-<tier>/``), so re-running a notebook, or the next notebook with
     the same settings, resumes instead of training again; a checkpoint left by other
     settings is replaced.
     """
-    check_choice("method", method, METHODS)
-    name = run_name(method, seed, sovr_ratio if method == "sovr" else None)
+    run = as_run(run)
+    name = run.name(seed)
     device = pick_device(device)
     if not retrain:
         model, ckpt = load_shipped(name, tier=shipped_tier)
         return model.to(device), ckpt["history"]
-    tier = tier if isinstance(tier, Tier) else get_tier(tier)
+    tier = _tier(tier)
     runs_dir = Path(runs_dir) if runs_dir is not None else (
         Path(__file__).resolve().parents[1] / "runs" / f"notebooks-{tier.name}")
-    options = {"sovr_ratio": sovr_ratio} if method == "sovr" else {}
     kwargs = dict(tier=tier, x_val=x_val, y_val=y_val, seed=seed, device=device,
-                  checkpoint_path=runs_dir / f"{name}.pt", progress=progress, **options)
+                  checkpoint_path=runs_dir / f"{name}.pt", progress=progress)
     try:
-        return train(method, x_train, y_train, **kwargs)
+        return train(run, x_train, y_train, **kwargs)
     except CheckpointError:  # left by a run with other settings: start afresh
-        return train(method, x_train, y_train, resume=False, **kwargs)
+        return train(run, x_train, y_train, resume=False, **kwargs)
