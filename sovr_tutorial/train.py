@@ -24,7 +24,7 @@ from .checks import check_choice, check_labels, check_number
 from .data import batches
 from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
                      _trades_per_sample)
-from .margins import logit_margin
+from .margins import _margin
 from .models import build_model
 from .runs import METHODS, Run, as_run
 from .tiers import PRECISIONS, Tier, get_tier
@@ -129,19 +129,47 @@ def _clean_logits(model, x, batch_size=500):
         return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
 
 
-def epoch_metrics(model, x_val, y_val, tier: Tier, device) -> dict:
-    """Clean and PGD accuracy and adversarial-margin statistics on a held-out slice."""
-    x = x_val.to(device).float().div_(255) if x_val.dtype == torch.uint8 else x_val.to(device)
-    y = y_val.to(device)
+# Fixed bins for the margin histograms recorded every epoch (the "margin movie"): the same
+# for every epoch, method and tier, so frames compare directly.
+MOVIE_RANGE = (-10.0, 10.0)
+MOVIE_BINS = 80
+
+
+def _adv_margins(model, x, y, tier: Tier, device):
+    x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device)
+    y = y.to(device)
     clean = _clean_logits(model, x)
-    x_adv = torch.cat([pgd(model, x[i:i + 500], y[i:i + 500], tier.eps, tier.alpha,
-                           tier.train_steps) for i in range(0, len(x), 500)])
+    x_adv = torch.cat([_pgd(model, x[i:i + 500], y[i:i + 500], tier.eps, tier.alpha,
+                            tier.train_steps) for i in range(0, len(x), 500)])
     adv = _clean_logits(model, x_adv)
-    m = logit_margin(adv, y)
+    return clean, adv, y
+
+
+def _movie_frame(margins) -> list:
+    clipped = margins.clamp(*MOVIE_RANGE)   # the edge bins hold everything beyond the range
+    return torch.histc(clipped.float().cpu(), bins=MOVIE_BINS, min=MOVIE_RANGE[0],
+                       max=MOVIE_RANGE[1]).long().tolist()
+
+
+def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice=None) -> dict:
+    """Clean and PGD accuracy and adversarial-margin statistics on a held-out slice.
+
+    Also the histogram of the held-out adversarial margins (``hist_heldout_adv``) and, with
+    ``x_slice``, of a fixed slice of training images (``hist_train_adv``), on the bins
+    MOVIE_RANGE / MOVIE_BINS (values beyond the range counted in the edge bins).
+    """
+    clean, adv, y = _adv_margins(model, x_val, y_val, tier, device)
+    m = _margin(adv, y)
     q = torch.quantile(m, torch.tensor([0.1, 0.5, 0.9], device=m.device)).tolist()
-    return {"clean_acc": (clean.argmax(1) == y).float().mean().item(),
-            "pgd_acc": (adv.argmax(1) == y).float().mean().item(),
-            "adv_margin_q10": q[0], "adv_margin_median": q[1], "adv_margin_q90": q[2]}
+    out = {"clean_acc": (clean.argmax(1) == y).float().mean().item(),
+           "pgd_acc": (adv.argmax(1) == y).float().mean().item(),
+           "adv_margin_q10": q[0], "adv_margin_median": q[1], "adv_margin_q90": q[2],
+           "hist_heldout_adv": _movie_frame(m)}
+    if x_slice is not None:
+        _, adv_tr, y_tr = _adv_margins(model, x_slice, y_slice, tier, device)
+        out["hist_train_adv"] = _movie_frame(_margin(adv_tr, y_tr))
+        out["train_slice_pgd_acc"] = (adv_tr.argmax(1) == y_tr).float().mean().item()
+    return out
 
 
 def _run_config(run: Run, tier, seed, n_train) -> dict:
@@ -259,8 +287,9 @@ def fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
                   **{k: v / n for k, v in sums.items()}}
         sched.step()
-        if x_val is not None:
-            record.update(epoch_metrics(model, x_val, y_val, tier, device))
+        if x_val is not None:   # the training slice: as many training images as held-out ones
+            record.update(epoch_metrics(model, x_val, y_val, tier, device,
+                                        x_train[:len(y_val)], y_train[:len(y_val)]))
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix({k: round(record[k], 3) for k in ("loss", "pgd_acc") if k in record})
