@@ -1,6 +1,6 @@
 """Logit margins, their input gradients and the first-order flip budget.
 
-The course's diagnostics (claims 2-4 of the method spec) look at three numbers per sample:
+The course's diagnostics (claims 2-4 of docs/method.md) look at three numbers per sample:
 
 * the logit margin ``m(x, y) = z_y(x) - max_{k != y} z_k(x)`` (negative = misclassified),
 * the norm of its input gradient ``||grad_x m(x, y)||_p`` (``p = 1`` is the dual of the
