@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup data course test test-fast test-notebooks bench bench-gpu clean
+.PHONY: site
 
 setup: $(STAMP) data
 
@@ -35,6 +36,11 @@ test-fast: setup
 
 test-notebooks: setup
 	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider notebooks --nbval-lax
+
+# The course website from the committed, executed notebooks (nothing is re-run or
+# downloaded): build/site/html/index.html. docs/build.py fails on an error output.
+site: $(STAMP)
+	$(BIN)/python docs/build.py
 
 # Measured figures, printed: AT throughput vs a plain reference, AutoAttack time, epoch times.
 bench: setup
