@@ -5,6 +5,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
+# TORCH=cpu: install torch and torchvision from PyTorch's CPU-only wheel index first (about
+# 200 MB instead of about 3 GB of CUDA libraries per machine; for laptops without a GPU).
+# Takes effect when the venv is set up (a fresh clone, or after `make clean`).
+TORCH       ?=
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+$(if $(filter-out cpu,$(TORCH)),$(error TORCH=$(TORCH): the only option is TORCH=cpu (or leave it unset)))
 
 .PHONY: setup data course test test-fast test-notebooks bench bench-gpu clean
 .PHONY: site
@@ -14,6 +20,7 @@ setup: $(STAMP) data
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(if $(filter cpu,$(TORCH)),$(BIN)/python -m pip install torch torchvision --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)
 
