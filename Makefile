@@ -34,8 +34,9 @@ course: setup
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The whole suite: unit tests, slow tests, and every notebook executed at the ci tier.
-test: setup
-	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --durations=15
+# The website is built first (from the committed notebooks); tests/test_site.py checks it.
+test: setup site
+	SOVR_SITE_HTML=$(CURDIR)/build/site/html SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --durations=15
 
 # Unit tests only (under 3 minutes on 2 cores).
 test-fast: setup
