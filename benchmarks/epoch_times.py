@@ -13,7 +13,7 @@ import platform
 import torch
 
 import sovr_tutorial as st
-from sovr_tutorial.experiments import split_train_heldout
+from sovr_tutorial.sampling import split_train_heldout
 
 
 def main(argv=None):

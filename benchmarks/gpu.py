@@ -29,8 +29,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 import sovr_tutorial as st
-from sovr_tutorial.experiments import environment, split_train_heldout
-from sovr_tutorial.train import MethodOptions, train_step
+from sovr_tutorial.experiments import environment
+from sovr_tutorial.runs import Run
+from sovr_tutorial.sampling import split_train_heldout
+from sovr_tutorial.train import train_step
 
 
 def _sync(device):
@@ -84,7 +86,7 @@ def step_flops(tier, x, y, device) -> int:
     xb = x.to(device).float().div(255).contiguous(memory_format=torch.channels_last)
     model.train()
     with CountFlops() as counter:
-        train_step("at", model, opt, xb, y.to(device), tier=tier, epoch=0, opts=MethodOptions())
+        train_step(Run("at"), model, opt, xb, y.to(device), tier=tier, epoch=0)
     return counter.total
 
 

@@ -12,8 +12,11 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from .checks import (check_choice, check_eps, check_images, check_labels, check_number,
+                     check_step_size, check_steps)
+from .devices import model_device
 from .margins import _margin
-from .checks import check_choice, check_eps, check_images, check_labels, check_step_size, check_steps
+from .tiers import pgd_step_size
 
 
 @contextmanager
@@ -99,6 +102,48 @@ def _pgd(model, x, y, eps, alpha, steps, *, random_start=True, loss="ce", goal=N
             x_adv = _project(x_adv.detach() + alpha * grad.sign(), x, eps)
     x_adv = x_adv.detach()
     return (x_adv, kappa) if return_kappa else x_adv
+
+
+def attack_dataset(model, x, y, *, eps: float, steps: int, loss: str = "ce", seed: int = 0,
+                   batch_size: int = 500, alpha: float | None = None, device=None):
+    """PGD-``steps`` (random start) on a whole data set, batch by batch, under a fixed seed.
+
+    The package's one way to attack many samples: the epoch metrics, the experiment runner,
+    the widgets and :func:`sovr_tutorial.evaluate.pgd_accuracy` all call it.
+    x: (N, C, H, W) images or (N, D) points, float in [0, 1], on any device; y: (N,).
+    alpha: the step size; None = :func:`sovr_tutorial.tiers.pgd_step_size` (code that has a
+    tier passes ``tier.step_size(steps)``). The random starts are drawn from a private
+    stream seeded by ``seed``: the same call gives the same images and the caller's random
+    state is untouched. Batches run on ``device`` (default: the model's).
+    Returns x_adv, with the shape and device of ``x``; eps = 0 returns a copy of ``x``.
+    """
+    check_images(x)
+    check_labels(y, x.shape[0])
+    eps = check_eps(eps)
+    steps = check_steps(steps)
+    check_choice("loss", loss, {"ce", "margin"})
+    seed = check_number("seed", seed, low=0, integer=True)
+    batch_size = check_number("batch_size", batch_size, low=1, integer=True)
+    device = model_device(model, device)
+    if eps == 0:
+        return x.detach().clone()
+    alpha = pgd_step_size(eps, steps) if alpha is None else check_step_size(alpha)
+    return _attack_dataset(model, x, y, eps, alpha, steps, loss=loss, seed=seed,
+                           batch_size=batch_size, device=device)
+
+
+def _attack_dataset(model, x, y, eps, alpha, steps, *, loss="ce", seed=0, batch_size=500,
+                    device=None):
+    """Unchecked kernel of :func:`attack_dataset` (``device``: where the model is)."""
+    if x.shape[0] == 0:
+        return x.detach().clone()
+    device = x.device if device is None else device
+    out = []
+    with seeded(seed, device):
+        for i in range(0, x.shape[0], batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            out.append(_pgd(model, xb, yb, eps, alpha, steps, loss=loss).to(x.device))
+    return torch.cat(out)
 
 
 def fgsm(model, x, y, eps: float = 8 / 255, *, loss: str = "ce"):

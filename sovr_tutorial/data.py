@@ -1,4 +1,4 @@
-"""CIFAR-10 as uint8 tensors, plus the few data helpers the course needs.
+"""CIFAR-10 as uint8 tensors: where the images come from, how they are checked and cached.
 
 Where the images come from, in this order:
 
@@ -11,17 +11,15 @@ Where the images come from, in this order:
 The JPEG copy is lossy (pixels differ from the official data by about the size of an
 attack budget), so ``info["label"]`` says which one was loaded: put it on every figure.
 
-Command line (the set-up step of ``make course``/``make test``)::
+Command line (the set-up step of ``make course``/``make test``; see ``__main__.py``)::
 
     python -m sovr_tutorial data --download [--root DIR]   # fetch, or verify $SOVR_TUTORIAL_DATA
     python -m sovr_tutorial data --check                   # say which source would be used
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import math
 import os
 import sys
 import zipfile
@@ -30,13 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_labels, check_number
 from .files import atomic_write, atomic_write_text, sha256_file
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2471, 0.2435, 0.2616)
 
 # sha256 of the two zips of the offline JPEG copy (see the data README).
 JPEG_SHA256 = {
@@ -123,6 +118,39 @@ def load_cifar10(split: str = "train", path=None, *, download: bool = False, cac
     if kind == "jpeg":
         return _load_jpeg(folder / f"{split}.zip", split, cache_dir)
     return _load_official(folder, split, download=download, origin=origin)
+
+
+def download_cifar10(root=None) -> list:
+    """Fetch the official CIFAR-10 into ``root`` (default ``default_data_dir()``) once,
+    through torchvision (which checks the archive's md5 and skips what is there).
+    Returns the ``info`` of both splits."""
+    origin = "default data folder" if root is None else "root argument"
+    root = default_data_dir() if root is None else Path(root).expanduser()
+    return [_load_official(root, split, download=True, origin=origin)[2] for split in SPLITS]
+
+
+def find_cifar10(split: str = "train") -> tuple[str, Path]:
+    """``(kind, folder)`` that ``load_cifar10(split)`` would read without a path: kind
+    "jpeg" or "official", folder the one to pass as ``path``. Raises DataError (saying how
+    to get the data) when there is none."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    kind, folder, _ = _resolve_source(None, split)
+    return kind, folder
+
+
+def describe_source() -> tuple[bool, str]:
+    """(found, one line): which CIFAR-10 ``load_cifar10`` would use, or why there is none."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    try:
+        kind, folder = find_cifar10("train")
+    except DataError as err:
+        return False, str(err)
+    if kind == "jpeg":
+        return True, (f"{LABELS['jpeg']} from {folder} (via ${DATA_ENV}); zips checked against "
+                      "their sha256 on first use")
+    via = f" (via ${DATA_ENV}={env})" if env else ""
+    return True, f"{LABELS['official']} (torchvision) from {folder / OFFICIAL_FOLDER}{via}"
 
 
 def _resolve_source(path, split, *, download=False):
@@ -303,229 +331,3 @@ def _remember_verified(zip_path: Path, expected: str, cache_dir: Path):
         atomic_write_text(record_file, json.dumps(record, indent=1))
     except OSError:
         pass   # only costs a re-hash next time
-
-
-# ---------------------------------------------------------------------------- subsets
-
-def balanced_subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0):
-    """``n`` samples with class counts as equal as possible (differ by at most 1).
-
-    A class with fewer samples than its share gives all it has and the others make up
-    the rest. Deterministic for a given ``seed``; the kept samples stay in their
-    original order. Returns ``(x[idx], y[idx])``.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < 1 or x.shape[0] < 1:
-        raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
-    check_labels(y, x.shape[0])
-    n = check_number("n", n, low=1, high=x.shape[0], integer=True)
-    seed = check_number("seed", seed, low=0, integer=True)
-
-    g = torch.Generator().manual_seed(seed)
-    y_cpu = y.detach().cpu().long()
-    classes = torch.unique(y_cpu)                         # sorted
-    pools = [torch.nonzero(y_cpu == c).flatten() for c in classes]
-    pools = [p[torch.randperm(len(p), generator=g)] for p in pools]
-    available = torch.tensor([len(p) for p in pools])
-
-    # Water-filling: the largest level q with sum(min(avail, q)) <= n, then hand out the
-    # leftover one per class (in a seeded random order) among classes that still have some.
-    take = torch.zeros_like(available)
-    remaining = n
-    open_ = available > take
-    while remaining > 0:
-        k = int(open_.sum())
-        share = min(remaining // k, int((available - take)[open_].min())) if k else 0
-        if share == 0:
-            order = torch.randperm(len(pools), generator=g)
-            for c in order.tolist():
-                if remaining and take[c] < available[c]:
-                    take[c] += 1
-                    remaining -= 1
-            break
-        take[open_] += share
-        remaining -= share * k
-        open_ = available > take
-    idx = torch.cat([p[:t] for p, t in zip(pools, take.tolist())]).sort().values
-    return x[idx.to(x.device)], y[idx.to(y.device)]
-
-
-# ---------------------------------------------------------------------------- augmentation
-
-def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop (``padding`` pixels of zeros each side) and random horizontal flip.
-
-    x: (N, C, H, W), float in [0, 1] or uint8; returns the same shape, dtype and device.
-    One gather over a padded copy, no per-image loop; the random offsets and flips come
-    from ``generator`` only, so the same generator state gives the same result.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if not (x.is_floating_point() or x.dtype == torch.uint8):
-        raise TypeError(f"x must be float images in [0, 1] or uint8, got dtype {x.dtype}")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError("generator must be a torch.Generator (e.g. "
-                        f"torch.Generator().manual_seed(0)), got {type(generator).__name__}")
-    padding = check_number("padding", padding, low=0, high=64, integer=True)
-    return _augment(x, generator, padding)
-
-
-def _augment(x, generator, padding=4):
-    n, c, h, w = x.shape
-    p = padding
-    padded = x.new_zeros((n, c, h + 2 * p, w + 2 * p))
-    padded[:, :, p:p + h, p:p + w] = x
-    # Draw on the generator's device, then move: results do not depend on x's device.
-    gdev = generator.device
-    dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)
-    dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)
-    flip = (torch.rand(n, generator=generator, device=gdev) < 0.5).to(x.device)
-    ar_h = torch.arange(h, device=x.device)
-    ar_w = torch.arange(w, device=x.device)
-    rows = dy[:, None] + ar_h                                             # (N, H)
-    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar_w, ar_w)   # (N, W)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-# ---------------------------------------------------------------------------- batches
-
-class Batches:
-    """Mini-batches of a uint8 image set, as float [0, 1] images on ``device``.
-
-    The whole set moves to ``device`` once. Each pass (``for xb, yb in loader``) is one
-    epoch: epoch ``e`` uses a torch.Generator seeded from ``(seed, e)``, so two loaders
-    with the same seed give the same batches, epoch after epoch, and ``set_epoch(e)``
-    resumes the sequence after a restart. ``len(loader)`` is the number of batches.
-    """
-
-    def __init__(self, x_uint8, y, batch_size, *, shuffle=True, augment=False, seed=0,
-                 device="cpu", drop_last=False):
-        if not isinstance(x_uint8, torch.Tensor):
-            raise TypeError(f"x_uint8 must be a torch.Tensor, got {type(x_uint8).__name__}")
-        images = x_uint8.dtype == torch.uint8 and x_uint8.dim() == 4
-        points = x_uint8.is_floating_point() and x_uint8.dim() == 2
-        if not (images or points):
-            raise ValueError("x_uint8 must be uint8 images of shape (N, C, H, W) as returned "
-                             "by load_cifar10 (or float points (N, D) of the toy world), got "
-                             f"{x_uint8.dtype} {tuple(x_uint8.shape)}")
-        if augment and points:
-            raise ValueError("augment=True crops and flips images; points are not augmented")
-        if x_uint8.shape[0] < 1:
-            raise ValueError("x_uint8 must hold at least one image, got 0")
-        check_labels(y, x_uint8.shape[0])
-        self.batch_size = check_number("batch_size", batch_size, low=1, integer=True)
-        for name, flag in (("shuffle", shuffle), ("augment", augment), ("drop_last", drop_last)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
-        self.seed = check_number("seed", seed, low=0, integer=True)
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must be a torch device like 'cpu' or 'cuda', got {device!r}") from err
-        self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
-        self.x = x_uint8.to(self.device)
-        self.y = y.to(self.device)
-        self.epoch = 0
-
-    def __len__(self):
-        n = self.x.shape[0]
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def set_epoch(self, epoch: int):
-        """Make the next pass epoch ``epoch`` (for resuming a run)."""
-        self.epoch = check_number("epoch", epoch, low=0, integer=True)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
-        self.epoch += 1
-        n = self.x.shape[0]
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            xb = self.x[idx]
-            xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb
-            if self.augment:
-                xb = _augment(xb, g)
-            yield xb, self.y[idx]
-
-
-def batches(x_uint8, y, batch_size, *, shuffle=True, augment=False, seed=0, device="cpu",
-            drop_last=False) -> Batches:
-    """Shorthand for :class:`Batches` (same arguments)."""
-    return Batches(x_uint8, y, batch_size, shuffle=shuffle, augment=augment, seed=seed,
-                   device=device, drop_last=drop_last)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Hash instead of seed + epoch, so (seed=1, epoch=0) and (seed=0, epoch=1) differ.
-    digest = hashlib.sha256(f"sovr_tutorial.batches:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-# ---------------------------------------------------------------------------- command line
-
-def _describe_source() -> tuple[bool, str]:
-    env = os.environ.get(DATA_ENV, "").strip()
-    try:
-        kind, folder, origin = _resolve_source(None, "train")
-    except DataError as err:
-        return False, str(err)
-    if kind == "jpeg":
-        return True, (f"{LABELS['jpeg']} from {folder} (via ${DATA_ENV}); zips checked against "
-                      "their sha256 on first use")
-    via = f" (via ${DATA_ENV}={env})" if env else ""
-    return True, f"{LABELS['official']} (torchvision) from {folder / OFFICIAL_FOLDER}{via}"
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m sovr_tutorial data",
-        description="Set up CIFAR-10 for the course: download the official data, or "
-                    f"verify the JPEG copy named by ${DATA_ENV} and warm its cache.")
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--download", action="store_true",
-                        help=f"fetch the official CIFAR-10 once (or, when ${DATA_ENV} is set "
-                             "and --root is not, verify that copy and decode it into the cache)")
-    action.add_argument("--check", action="store_true",
-                        help="print which data source load_cifar10() would use")
-    parser.add_argument("--root", type=Path, default=None,
-                        help=f"where to download the official CIFAR-10 (default: {default_data_dir()})")
-    args = parser.parse_args(argv)
-
-    try:
-        if args.check:
-            ok, text = _describe_source()
-            print(text if ok else f"no data: {text}")
-            return 0 if ok else 1
-        env = os.environ.get(DATA_ENV, "").strip()
-        if env and args.root is None:
-            for split in SPLITS:
-                try:
-                    x, y, info = load_cifar10(split)
-                except DataError as err:
-                    raise DataError(f"{err} ({DATA_ENV} is set, so --download only checks that "
-                                    f"copy: unset {DATA_ENV} to download the official CIFAR-10, "
-                                    f"or add --root {env} to download it there.)") from err
-                state = "cache" if info.get("cached") else "decoded"
-                print(f"{info['label']} {split}: {tuple(x.shape)} from {info['path']} ({state})")
-            return 0
-        root = default_data_dir() if args.root is None else args.root.expanduser()
-        for split in SPLITS:
-            # torchvision downloads once, checks the archive's md5 and skips what is there.
-            x, y, info = _load_official(root, split, download=True,
-                                        origin="--root" if args.root else "default data folder")
-            print(f"{info['label']} {split}: {tuple(x.shape)} in {info['path']}")
-        if args.root is not None and root.resolve() != default_data_dir().resolve():
-            print(f"To use it, pass path={str(root)!r} to load_cifar10 or set {DATA_ENV}={root}")
-        return 0
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1

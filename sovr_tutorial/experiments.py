@@ -24,37 +24,22 @@ import numpy as np
 import torch
 
 from . import __version__
-from .attacks import pgd
+from .attacks import attack_dataset
+from .autoattack import autoattack_eval
 from .checkpoint import save_checkpoint
-from .files import atomic_write_text, sha256_file
 from .checks import check_number
-from .data import balanced_subset, load_cifar10
-from .evaluate import accuracy, autoattack_eval
+from .devices import pick_device
+from .evaluate import accuracy, predictions
+from .files import atomic_write_text, sha256_file
 from .margins import collect_margins, margin_histogram, margin_peaks, margin_summary
 from .runs import Run, as_run
+from .sampling import load_data
 from .tiers import TIERS, get_tier, parse_overrides
-from .train import distributed_context, pick_device, set_seed, train
+from .train import distributed_context, set_seed, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HIST_RANGE = (-10.0, 10.0)
 HIST_BINS = 80
-
-
-def split_train_heldout(x, y, n_train: int, n_heldout: int, seed: int = 0):
-    """Balanced, disjoint training and held-out subsets, each in a shuffled class order."""
-    xs, ys = balanced_subset(x, y, n_train + n_heldout, seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    # rank of each sample inside its class (in a random order), then a stable sort by rank:
-    # classes interleave, so any prefix is balanced
-    order = torch.randperm(len(ys), generator=g)
-    ys_o = ys[order]
-    rank = torch.zeros_like(ys_o)
-    for c in ys_o.unique():
-        idx = (ys_o == c).nonzero().flatten()
-        rank[idx] = torch.arange(len(idx))
-    order = order[torch.argsort(rank, stable=True)]
-    xs, ys = xs[order], ys[order]
-    return (xs[:n_train], ys[:n_train]), (xs[n_train:], ys[n_train:])
 
 
 def environment() -> dict:
@@ -101,17 +86,15 @@ def margin_stats(model, x, y, device) -> dict:
             "values": np.round(out["margin"], 3).tolist()}
 
 
-def _adversarial(model, x, y, tier, seed, loss="ce", batch=500):
-    torch.manual_seed(seed)
-    return torch.cat([pgd(model, x[i:i + batch], y[i:i + batch], tier.eps, tier.alpha,
-                          tier.eval_steps, loss=loss) for i in range(0, len(x), batch)])
+def _adversarial(model, x, y, tier, seed, loss="ce"):
+    """The runner's attack: PGD-``eval_steps`` at the tier's eps and step size."""
+    return attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, loss=loss,
+                          seed=seed, alpha=tier.step_size(tier.eval_steps))
 
 
 def _bits(model, x, y) -> str:
     """Per-image correctness as a string of 0/1 (for McNemar tests on the same images)."""
-    with torch.no_grad():
-        pred = torch.cat([model(x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)])
-    return "".join("1" if ok else "0" for ok in (pred == y).tolist())
+    return "".join("1" if ok else "0" for ok in (predictions(model, x) == y.cpu()).tolist())
 
 
 def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
@@ -164,10 +147,7 @@ def run_one(run: Run, seed, tier, data, info, out_dir: Path, run_dir: Path, devi
     metrics = evaluate_run(model, ((x_tr, y_tr), (x_te, y_te)), tier, device,
                            run_dir / f"{name}.aa", seed)
     result = {"run": name, "method": run.method, "label": run.label, "options": run.options(),
-              "seed": seed,
-              # kept for result files written before Run existed (plots group by it)
-              "sovr_ratio": run.value if run.method == "sovr" and run.rule == "ratio" else None,
-              "tier": dataclasses.asdict(tier), "data": info, "environment": environment(),
+              "seed": seed, "tier": dataclasses.asdict(tier), "data": info, "environment": environment(),
               "history": history, "train_seconds": train_seconds, **metrics,
               "wall_seconds": time.time() - t0,
               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -196,18 +176,6 @@ def ship_checkpoint(model, path: Path, result: dict) -> dict:
     text = "".join(f"{h}  {n}\n" for n, h in sorted(lines.items()))
     atomic_write_text(sums, text)
     return {"file": path.name, "sha256": digest}
-
-
-def load_data(tier, data_path=None, data_seed: int = 0):
-    x, y, info = load_cifar10("train", data_path)
-    tr, ho = split_train_heldout(x, y, tier.n_train, tier.n_heldout, seed=data_seed)
-    xt, yt, _ = load_cifar10("test", data_path)
-    te = balanced_subset(xt, yt, tier.n_test, seed=data_seed)
-    # a class-interleaved test subset, so the first n_autoattack images are balanced too
-    (te_x, te_y), _ = split_train_heldout(te[0], te[1], tier.n_test, 0, seed=data_seed)
-    keep = {k: info[k] for k in ("source", "label", "sha256") if k in info}
-    return (tr, ho, (te_x, te_y)), {**keep, "n_train": len(tr[1]), "n_heldout": len(ho[1]),
-                                    "n_test": len(te_y), "data_seed": data_seed}
 
 
 def parse_args(argv=None):

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checks import check_choice, check_images, check_labels, check_logits, check_number
+from .devices import model_device
 
 _NORMS = {1, 2}
 
@@ -63,6 +64,7 @@ def _margin_and_grad(model, x, y, p):
     with torch.enable_grad():
         x_req = x.detach().clone().requires_grad_(True)
         logits = model(x_req)
+        check_logits(logits.detach(), y)   # labels must index the model's classes
         margin = _margin(logits, y)
         # autograd.grad w.r.t. the input only: parameters get no .grad written.
         (grad,) = torch.autograd.grad(margin.sum(), x_req)
@@ -131,16 +133,6 @@ def flip_budget(margin, grad_norm):
     return out.cpu().numpy() if (m_np or g_np) else out
 
 
-def _resolve_device(model, device):
-    if device is not None:
-        return torch.device(device)
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
 def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                     batch_size: int = 256, attack=None, p: int = 1, device=None,
                     progress: bool = True) -> dict:
@@ -148,7 +140,7 @@ def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
     x: (N, C, H, W) float in [0, 1], y: (N,) int. ``attack``: None (measure at the clean
     inputs) or a callable ``attack(model, xb, yb) -> xb_adv`` (measure at its output).
-    ``device``: where to compute (default: the model's device).
+    ``device``: where to compute: the model's device (an explicit one must be that one).
     Returns numpy arrays of shape (N,): "margin", "grad_norm" (L-p, p in {1, 2}),
     "flip_budget" (margin / grad_norm) and "correct" (bool: argmax == y).
     The model is in eval mode throughout and its modes are restored afterwards.
@@ -161,7 +153,7 @@ def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     if attack is not None and not callable(attack):
         raise TypeError(f"attack must be None or a callable attack(model, x, y) -> x_adv, "
                         f"got {type(attack).__name__}")
-    device = _resolve_device(model, device)
+    device = model_device(model, device)
     margins, norms, correct = [], [], []
     modes = _module_modes(model)
     try:
@@ -267,20 +259,24 @@ def kde_bandwidth(values) -> float:
     return float(0.9 * spread * v.size ** (-0.2))
 
 
-def margin_peaks(values, *, valley: float = 0.7, grid: int = 512, bandwidth=None) -> list:
+def margin_peaks(values, *, valley: float = 0.7, min_height: float = 0.1, grid: int = 512,
+                 bandwidth=None) -> list:
     """Positions of the peaks of a sample's density, highest first.
 
     The density is a Gaussian KDE with Silverman's bandwidth (:func:`kde_bandwidth`) unless
     ``bandwidth`` is given, evaluated on ``grid`` points spanning the sample +- 3
-    bandwidths. Neighbouring maxima count as two peaks only when the lowest density
-    between them is below ``valley`` times the smaller maximum; otherwise the lower one is
-    merged into the higher. values: (N,) finite floats, N >= 2. ``len(...)`` is the number
-    of peaks the course reports (one = unimodal, two = an easy and a hard group).
+    bandwidths. A maximum lower than ``min_height`` times the highest one is a wiggle of a
+    few samples in a tail, not a peak (a single normal sample of 2000 has such wiggles).
+    Neighbouring maxima count as two peaks only when the lowest density between them is
+    below ``valley`` times the smaller maximum; otherwise the lower one is merged into the
+    higher. values: (N,) finite floats, N >= 2. ``len(...)`` is the number of peaks the
+    course reports (one = unimodal, two = an easy and a hard group).
     """
     v = _as_numpy_margins(values, "values")
     if v.size < 2:
         raise ValueError(f"margin_peaks needs at least 2 values, got {v.size}")
     valley = check_number("valley", valley, low=0.0, high=1.0)
+    min_height = check_number("min_height", min_height, low=0.0, high=1.0)
     h = kde_bandwidth(v) if bandwidth is None else check_number("bandwidth", bandwidth,
                                                                 low=0.0, low_open=True)
     xs = np.linspace(v.min() - 3 * h, v.max() + 3 * h, int(grid))
@@ -289,7 +285,7 @@ def margin_peaks(values, *, valley: float = 0.7, grid: int = 512, bandwidth=None
     for i in range(0, v.size, 4096):
         dens += np.exp(-0.5 * ((xs[:, None] - v[None, i:i + 4096]) / h) ** 2).sum(1)
     is_max = np.r_[False, (dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:]), False]
-    peaks = list(np.flatnonzero(is_max))
+    peaks = [i for i in np.flatnonzero(is_max) if dens[i] >= min_height * dens.max()]
     merged = True
     while merged and len(peaks) > 1:
         merged = False

@@ -10,7 +10,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checks import check_choice, check_number
-from .data import CIFAR_MEAN, CIFAR_STD
+
+# Per-channel mean and std of the CIFAR-10 training images (official set), in [0, 1] units.
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2471, 0.2435, 0.2616)
 
 
 class Normalize(nn.Module):

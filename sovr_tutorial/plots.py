@@ -5,51 +5,41 @@ Figures are built with ``matplotlib.figure.Figure`` (not ``pyplot``), so calling
 loop never piles up open windows; in a notebook, put the figure last in a cell (or call
 ``display(fig)``) to show it, and ``fig.savefig(path)`` to keep it.
 
-``plot_results(out_dir)`` and ``results_table(out_dir)`` read the result files that
-``python -m sovr_tutorial.experiments`` writes (one JSON per run) and draw / tabulate
-them, so every figure of a report comes from files, never from memory.
+The figures of a results folder (drawn from the runner's files) are in
+:mod:`sovr_tutorial.report`.
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .data import CLASSES
-from .losses import DEFAULT_SOVR_RATIO
+from .runs import NAMES, Run
 
 #: One colour per method, the same in every figure of the course.
 METHOD_COLORS = {
     "standard": "#7f7f7f", "at": "#1f77b4", "trades": "#2ca02c", "mart": "#d62728",
     "gairat": "#9467bd", "sovr": "#ff7f0e", "ovr": "#8c564b",
 }
-_METHOD_NAMES = {"standard": "standard", "at": "AT", "trades": "TRADES", "mart": "MART",
-                 "gairat": "GAIRAT", "sovr": "SOVR", "ovr": "OVR"}
-_METHOD_ORDER = ("standard", "at", "trades", "mart", "gairat", "sovr", "ovr")
 _EXTRA_COLORS = ("#17becf", "#bcbd22", "#e377c2", "#8c564b", "#aec7e8", "#ffbb78")
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def method_label(method: str, sovr_ratio=None) -> str:
-    """Display name of a method: "AT", "TRADES", ..., "SOVR (ratio 0.4)"."""
-    name = _METHOD_NAMES.get(str(method).lower(), str(method))
-    if str(method).lower() == "sovr" and sovr_ratio is not None:
-        name += f" (ratio {sovr_ratio:g})"
-    return name
+def method_color(run, index: int = 0) -> str:
+    """The course colour of a method, else a spare colour (picked by ``index``).
 
-
-def method_color(name: str, index: int = 0) -> str:
-    """The course colour of a method (by key or display name), else a spare colour."""
-    key = str(name).lower().split(" ")[0].split("-")[0]
-    for k, v in _METHOD_NAMES.items():
-        if key == v.lower():
-            key = k
+    run: a :class:`~sovr_tutorial.runs.Run`, a method ("sovr"), a slug ("sovr-r0.4") or a
+    label ("SOVR (ratio 0.4)", "AT (3 seeds)"); "ovr" has a colour of its own.
+    """
+    if isinstance(run, Run):
+        key = run.method
+    else:
+        key = str(run).lower().split(" ")[0].split("-")[0]
+        key = {v.lower(): k for k, v in NAMES.items()}.get(key, key)
     return METHOD_COLORS.get(key, _EXTRA_COLORS[index % len(_EXTRA_COLORS)])
 
 
@@ -375,323 +365,114 @@ def plot_margin_vs_gradnorm(margins: dict, gradnorms: dict, *, title: str | None
     return fig
 
 
-# ----------------------------------------------------------------------------- results files
+# ----------------------------------------------------------------------------- explorers
 
-def _pgd_key(result: dict) -> str:
-    steps = result.get("tier", {}).get("eval_steps", 20)
-    key = f"pgd{steps}_ce_acc"
-    if key in result:
-        return key
-    cands = sorted(k for k in result if k.startswith("pgd") and k.endswith("_ce_acc"))
-    if not cands:
-        raise KeyError(f"result {result.get('run', '?')} has no pgd*_ce_acc field")
-    return cands[0]
+def eps_text(eps: float) -> str:
+    """``8/255`` for a budget on the 1/255 grid, else the number."""
+    k = eps * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:.4g}"
 
 
-def _pgd_name(result: dict) -> str:
-    return "PGD-" + _pgd_key(result)[3:-7]
+def rule_text(rule: str, value: float) -> str:
+    """``ratio 0.4`` / ``margin threshold 1`` / ``boundary 0.4``: a SOVR rule in words."""
+    if rule == "boundary":
+        return f"boundary {value:.2g}"
+    return f"ratio {value:.2g}" if rule == "ratio" else f"margin threshold {value:g}"
 
 
-def _group_key(result: dict):
-    return (result.get("method"), result.get("sovr_ratio") if result.get("method") == "sovr" else None)
+def histogram_range(*margin_sets, pad: float = 0.5):
+    """A shared x-range (low, high) covering the 1st-99th percentiles of all margin sets."""
+    values = np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in margin_sets
+                             if m is not None])
+    lo, hi = np.quantile(values, [0.01, 0.99])
+    lo, hi = math.floor(min(lo, -1.0) - pad), math.ceil(max(hi, 1.0) + pad)
+    return float(lo), float(hi)
 
 
-def _order(key):
-    method, ratio = key
-    i = _METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER)
-    return (i, str(method), ratio if ratio is not None else -1.0)
+def _hist(ax, margins, edges, **kw):
+    clipped = np.clip(margins, edges[0], edges[-1])
+    ax.hist(clipped, bins=edges, density=True, **kw)
 
 
-def _group(results):
-    groups = {}
-    for r in results:
-        groups.setdefault(_group_key(r), []).append(r)
-    return {k: sorted(groups[k], key=lambda r: r.get("seed", 0))
-            for k in sorted(groups, key=_order)}
-
-
-def _summary_row(rs):
-    """Means and stds (over seeds) of clean / PGD / AA / gap for one group of runs."""
-    def stats(vals):
-        a = np.asarray(vals, float)
-        return float(a.mean()), (float(a.std(ddof=1)) if a.size > 1 else None)
-    clean = [r["clean_acc"] for r in rs]
-    pgd_ = [r[_pgd_key(r)] for r in rs]
-    aa = [r["autoattack"]["robust"] for r in rs]
-    # the honest gap compares PGD and AA on the same images (AA sees a subset)
-    pgd_sub = [r.get("pgd_acc_on_aa_subset", r[_pgd_key(r)]) for r in rs]
-    gap = [p - a for p, a in zip(pgd_sub, aa)]
-    return {"clean": stats(clean), "pgd": stats(pgd_), "aa": stats(aa),
-            "pgd_sub": stats(pgd_sub), "gap": stats(gap), "seeds": [r.get("seed") for r in rs]}
-
-
-def _is_result(d) -> bool:
-    return (isinstance(d, dict) and "method" in d and "clean_acc" in d
-            and isinstance(d.get("autoattack"), dict) and "robust" in d["autoattack"])
-
-
-#: clean accuracy within this of chance (1 / classes): the run learned nothing
-COLLAPSE_MARGIN = 0.02
-
-
-def is_collapsed(result: dict, num_classes: int = 10) -> bool:
-    """True for a run that ended at chance level (clean accuracy at most 1/classes + 2 points).
-
-    Such a model answers (nearly) the same class for every image, so its robust accuracies
-    and margins describe a failed run, not its method. Tables and figures leave it out and
-    name it; it still counts as a finding (how often a method fails to train).
-    """
-    return result["clean_acc"] <= 1 / num_classes + COLLAPSE_MARGIN
-
-
-def load_results(out_dir, *, collapsed: bool = False) -> list:
-    """Every run result (``*.json`` written by the experiment runner) in ``out_dir``.
-
-    Runs that collapsed to chance level (``is_collapsed``) are left out unless
-    ``collapsed=True``.
-    """
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise FileNotFoundError(f"results folder {out_dir} does not exist: run "
-                                "`python -m sovr_tutorial.experiments` first")
-    results = []
-    for path in sorted(out_dir.glob("*.json")):
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if _is_result(d) and (collapsed or not is_collapsed(d)):
-            d.setdefault("_path", str(path))
-            results.append(d)
-    return results
-
-
-def collapsed_note(runs) -> str:
-    """One line naming the collapsed runs, or "" when none.
-
-    runs: a results folder, or results already loaded with ``load_results(..., collapsed=True)``.
-    """
-    if isinstance(runs, (str, Path)):
-        runs = load_results(runs, collapsed=True)
-    gone = [r for r in runs if is_collapsed(r)]
-    if not gone:
-        return ""
-    return ("left out, collapsed to chance level: "
-            + ", ".join(f"{r['run']} (clean {100 * r['clean_acc']:.1f}%)" for r in gone))
-
-
-def _setting_line(results) -> str:
-    r = results[0]
-    t, data = r.get("tier", {}), r.get("data", {})
-    hw = r.get("environment", {})
-    device = hw.get("gpu") or f"{hw.get('cpu_count', '?')}-core {hw.get('cpu', 'CPU')}"
-    return (f"{t.get('name', '?')} tier, {data.get('label', 'data ?')}, "
-            f"eps {t.get('eps', 8 / 255) * 255:.0f}/255, {device}")
-
-
-def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
-    """Grouped bars per method: clean, PGD and AutoAttack accuracy (mean ± std over seeds).
-
-    results: result dicts as written by ``sovr_tutorial.experiments`` (fields clean_acc,
-    pgd<steps>_ce_acc, pgd_acc_on_aa_subset, autoattack{robust, label, n}). The number
-    above each group is the gap PGD - AA, measured on the images AutoAttack attacked.
-    ``note`` goes under the figure (e.g. ``collapsed_note(...)``).
-    """
-    if not results:
-        raise ValueError("results is empty: nothing to plot")
-    for r in results:
-        if not _is_result(r):
-            raise ValueError(f"not a result dict of sovr_tutorial.experiments: {str(r)[:80]}")
-    groups = _group(results)
-    labels = [method_label(m, ratio) for m, ratio in groups]
-    rows = [_summary_row(rs) for rs in groups.values()]
-    aa0 = results[0]["autoattack"]
-    aa_label = aa0.get("label") or aa0.get("version", "AutoAttack")
-    pgd_name = _pgd_name(results[0])
-    fig = Figure(figsize=(max(7.5, 1.6 * len(labels) + 2.5), 4.8), layout="constrained")
-    ax = fig.subplots()
-    x = np.arange(len(labels))
-    w = 0.26
-    series = (("clean", "clean", "#c7c7c7"), ("pgd", pgd_name + " (CE)", "#1f77b4"),
-              ("aa", f"AutoAttack [{aa0.get('version', '?')}]", "#d62728"))
-    for j, (key, name, color) in enumerate(series):
-        means = [100 * r[key][0] for r in rows]
-        ax.bar(x + (j - 1) * w, means, w, color=color, label=name)
-        # error bars only where there is a spread to show (a single seed has none)
-        multi = [i for i, r in enumerate(rows) if r[key][1] is not None]
-        if multi:
-            ax.errorbar(x[multi] + (j - 1) * w, [means[i] for i in multi],
-                        yerr=[100 * rows[i][key][1] for i in multi], fmt="none",
-                        ecolor="black", capsize=3, lw=1)
-    for i, r in enumerate(rows):
-        top = 100 * max(r["clean"][0], r["pgd"][0], r["aa"][0])
-        gap = 100 * r["gap"][0]
-        ax.annotate(f"gap {gap:+.1f}", (x[i] + 0.5 * w, top + 2), ha="center", fontsize=9,
-                    color="#d62728" if gap > 0 else "black")
-    ax.set_xticks(x, [f"{lab}\n{len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''}"
-                      for lab, r in zip(labels, rows)])
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, min(100, 100 * max(max(r["clean"][0], r["pgd"][0]) for r in rows) + 15))
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
-    n_aa = aa0.get("n", "?")
-    ax.set_title(title or f"PGD vs AutoAttack\n{_setting_line(results)}", fontsize=10)
-    fig.supxlabel(f"AA = {aa_label}, on {n_aa} test images; gap = PGD - AA on those "
-                  "images (points); bars: mean over seeds, error bars: std over seeds"
-                  + (f"\n{note}" if note else ""), fontsize=8, color="dimgray")
+def threshold_figure(info, reference, *, reference_label, tier, data_label, eval_label,
+                     seed, eval_steps, hist_range):
+    """The threshold explorer's picture of one :func:`~sovr_tutorial.widgets.explore_threshold`
+    result: adversarial-margin histogram (next to ``reference``) and the fraction switched
+    to OVR per fine-tuning step."""
+    margins = np.asarray(info["margins"])
+    lo, hi = hist_range if hist_range is not None else histogram_range(reference, margins)
+    edges = np.linspace(lo, hi, 41)
+    fig = Figure(figsize=(11, 4.0))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    if reference is not None:
+        _hist(ax, reference, edges, histtype="step", color="0.35", linewidth=2,
+              label=f"{reference_label} (median {np.median(reference):.2f})")
+    _hist(ax, margins, edges, alpha=0.55, color="tab:orange",
+          label=f"SOVR fine-tuned, {rule_text(info['rule'], info['value'])} "
+                f"(median {info['margin_median']:.2f})")
+    ax.axvline(0, color="k", linewidth=1)
+    if info["rule"] == "threshold" and lo <= info["value"] <= hi:
+        ax.axvline(info["value"], color="tab:purple", linestyle="--", linewidth=1.5,
+                   label="switching threshold (on training margins)")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(f"adversarial logit margin z_y - max_(k!=y) z_k  (PGD-{eval_steps}, "
+                  f"eps {eps_text(tier.eps)}; < 0 = wrong)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"margins of {info['n_eval']} {eval_label}: PGD accuracy "
+                 f"{info['pgd_acc']:.1%}, {info['frac_small']:.1%} in [0, 1)", fontsize=10)
+    per_step = info["switched_per_step"]
+    ax2.plot(np.arange(1, len(per_step) + 1), per_step, marker="o", markersize=3,
+             color="tab:orange")
+    ax2.set_ylim(-0.03, 1.03)
+    ax2.set_xlabel("fine-tuning step")
+    ax2.set_ylabel("fraction of the batch switched to OVR")
+    ax2.set_title(f"switched to OVR: {info['switched_fraction']:.1%} of samples", fontsize=10)
+    ax2.grid(alpha=0.3)
+    fig.suptitle(f"SOVR fine-tuning, {rule_text(info['rule'], info['value'])}, "
+                 f"{info['steps']} steps - {tier.name} tier, {data_label}, seed {seed}",
+                 fontsize=11)
+    fig.tight_layout()
     return fig
 
 
-def _pct(stat) -> str:
-    mean, std = stat
-    return f"{100 * mean:.1f}" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
+def compare_thresholds(infos, reference_margins=None, *, reference_label="AT (before fine-tuning)",
+                       tier=None, data_label="CIFAR-10", seed=0, hist_range=None):
+    """One panel per :func:`explore_threshold` result, all on the same margin axis.
 
-
-def results_table(out_dir) -> str:
-    """Markdown table, one row per method: seeds, clean, PGD, AutoAttack, gap (in %).
-
-    Means ± std over seeds (the mean alone when there is one seed). AutoAttack attacks a
-    subset of the test images (its column says the version and count), so PGD is given
-    on all test images and on that subset; the gap is PGD - AA on the subset.
+    infos: list of info dicts (each with "margins"); returns a Figure — the non-interactive
+    view of the threshold explorer.
     """
-    everything = load_results(out_dir, collapsed=True)
-    results = [r for r in everything if not is_collapsed(r)]
-    if not results:
-        raise FileNotFoundError(f"no result JSON files in {out_dir}")
-    groups = _group(results)
-    aa0 = results[0]["autoattack"]
-    pgd_name = _pgd_name(results[0])
-    n_aa = aa0.get("n", "?")
-    head = ["method", "seeds", "clean (%)", f"{pgd_name} (%)",
-            f"{pgd_name} on the {n_aa} AA images (%)",
-            f"AA [{aa0.get('version', '?')}, n={n_aa}] (%)", "gap PGD - AA (pts)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for (m, ratio), rs in groups.items():
-        row = _summary_row(rs)
-        lines.append("| " + " | ".join([
-            method_label(m, ratio), ",".join(str(s) for s in row["seeds"]),
-            _pct(row["clean"]), _pct(row["pgd"]), _pct(row["pgd_sub"]), _pct(row["aa"]),
-            _pct(row["gap"])]) + " |")
-    note = collapsed_note(everything)
-    return "\n".join(lines) + (f"\n\n{note[0].upper()}{note[1:]}." if note else "")
-
-
-def _sum_hist(rs, key):
-    counts, edges = None, None
-    for r in rs:
-        h = r.get("margins", {}).get(key)
-        if not h or "hist_counts" not in h:
-            continue
-        c = np.asarray(h["hist_counts"], float)
-        e = np.asarray(h["hist_edges"], float)
-        if counts is None:
-            counts, edges = c, e
-        elif len(e) == len(edges) and np.allclose(e, edges):
-            counts = counts + c
-    return None if counts is None else (counts, edges)
-
-
-def stored_histograms(results: list, key: str = "test_adv") -> dict:
-    """Margin histograms stored in result files, one per method (summed over its seeds).
-
-    key: "test_clean", "test_adv", "train_clean" or "train_adv". Returns
-    {label: (counts, edges)}, e.g. "AT (3 seeds)", ready for ``plot_margin_histograms``;
-    methods whose files hold no histogram for ``key`` are left out.
-    """
-    out = {}
-    for (m, ratio), rs in _group(results).items():
-        h = _sum_hist(rs, key)
-        if h is not None:
-            n = len(rs)
-            out[method_label(m, ratio) + (f" ({n} seeds)" if n > 1 else "")] = h
-    return out
-
-
-def one_sovr_ratio(results: list) -> list:
-    """The runs with SOVR at one ratio only: the default ratio when it was run, else the
-    smallest one. The other methods' runs are all kept."""
-    ratios = sorted({r.get("sovr_ratio") for r in results if r.get("method") == "sovr"})
-    keep = DEFAULT_SOVR_RATIO if DEFAULT_SOVR_RATIO in ratios else (ratios or [None])[0]
-    return [r for r in results if r.get("method") != "sovr" or r.get("sovr_ratio") == keep]
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
-def plot_results(out_dir) -> list:
-    """Draw the report figures from the result JSONs in ``out_dir``; return their paths.
-
-    Writes next to the JSONs: ``margins_<run group>.png`` (per method: test and training
-    samples, clean and PGD, from the stored histograms, summed over seeds),
-    ``margins_test_adv_all.png`` and ``margins_train_adv_all.png`` (all methods overlaid, SOVR
-    at its default ratio), ``margins_{test,train}_adv_sovr_sweep.png`` (when several SOVR
-    ratios were run),
-    ``pgd_vs_aa.png`` (bars, mean ± std over seeds) and ``training_curves.png`` (held-out
-    curves of the lowest seed of every method).
-    """
-    out_dir = Path(out_dir)
-    everything = load_results(out_dir, collapsed=True)
-    results = [r for r in everything if not is_collapsed(r)]
-    if not results:
-        raise FileNotFoundError(f"no result JSON files in {out_dir}: run "
-                                "`python -m sovr_tutorial.experiments` first")
-    setting = _setting_line(results)
-    groups = _group(results)
-    paths = []
-
-    def save(fig, name):
-        path = out_dir / name
-        fig.savefig(path, dpi=110)
-        paths.append(path)
-
-    pgd_name = _pgd_name(results[0])
-    for (m, ratio), rs in groups.items():
-        label = method_label(m, ratio)
-        seeds = ",".join(str(r.get("seed")) for r in rs)
-        fig = Figure(figsize=(11, 3.8), layout="constrained")
-        axes = fig.subplots(1, 2, sharey=True)
-        for ax, split in zip(axes, ("test", "train")):
-            h = {f"{split}, clean": _sum_hist(rs, f"{split}_clean"),
-                 f"{split}, {pgd_name}": _sum_hist(rs, f"{split}_adv")}
-            h = {k: v for k, v in h.items() if v is not None}
-            if not h:
-                ax.text(0.5, 0.5, "no histogram stored", ha="center", transform=ax.transAxes)
-                continue
-            plot_margin_histograms(h, ax=ax, title=f"{split} samples",
-                                   colors={f"{split}, clean": "tab:blue",
-                                           f"{split}, {pgd_name}": "tab:red"})
-        fig.suptitle(f"{label}: logit margins (seed{'s' if len(rs) > 1 else ''} {seeds})\n{setting}",
-                     fontsize=10)
-        key = m if ratio is None else f"{m}-r{ratio:g}"
-        save(fig, f"margins_{_safe(key)}.png")
-
-    # One SOVR in the figure of all methods: five curves in one colour each stay readable;
-    # the ratio sweep gets its own figure.
-    ratios = sorted({ratio for m, ratio in groups if m == "sovr"})
-    main = one_sovr_ratio(results)
-    sweep = [r for r in results if r.get("method") == "sovr"]
-    for split in ("test", "train"):
-        h = stored_histograms(main, f"{split}_adv")
-        if h:
-            fig = plot_margin_histograms(
-                h, title=f"margins at {pgd_name} points, {split} samples\n{setting}")
-            save(fig, f"margins_{split}_adv_all.png")
-        h = stored_histograms(sweep, f"{split}_adv")
-        if len(ratios) > 1 and h:
-            cmap = colormaps["viridis"]
-            colors = {k: cmap(0.9 * i / (len(h) - 1)) for i, k in enumerate(h)}
-            fig = plot_margin_histograms(
-                h, colors=colors, title=f"SOVR ratio sweep (0 = all CE, 1 = all OVR)\n"
-                f"margins at {pgd_name} points, {split} samples\n{setting}")
-            save(fig, f"margins_{split}_adv_sovr_sweep.png")
-
-    save(plot_pgd_vs_aa(results, note=collapsed_note(everything)), "pgd_vs_aa.png")
-
-    hists = {method_label(m, ratio): rs[0]["history"] for (m, ratio), rs in groups.items()
-             if rs[0].get("history")}
-    if hists:
-        save(plot_training_curves(hists, title=f"training curves, seed "
-                                  f"{min(r.get('seed', 0) for r in results)}\n{setting}"),
-             "training_curves.png")
-    return paths
+    infos = list(infos)
+    if not infos:
+        raise ValueError("infos must hold at least one explore_threshold result")
+    for i, info in enumerate(infos):
+        if not isinstance(info, dict) or "margins" not in info:
+            raise TypeError(f"infos[{i}] must be an info dict from explore_threshold")
+    reference = None if reference_margins is None else np.asarray(reference_margins, float)
+    lo, hi = hist_range if hist_range is not None else histogram_range(
+        reference, *[i["margins"] for i in infos])
+    edges = np.linspace(lo, hi, 41)
+    fig = Figure(figsize=(4.2 * len(infos), 3.8))
+    axes = np.atleast_1d(fig.subplots(1, len(infos), sharey=True))
+    for ax, info in zip(axes, infos):
+        if reference is not None:
+            _hist(ax, reference, edges, histtype="step", color="0.35", linewidth=2,
+                  label=reference_label)
+        _hist(ax, np.asarray(info["margins"]), edges, alpha=0.55, color="tab:orange",
+              label="SOVR fine-tuned")
+        ax.axvline(0, color="k", linewidth=1)
+        ax.axvline(info["margin_median"], color="tab:orange", linestyle=":", linewidth=1.5)
+        ax.set_xlim(lo, hi)
+        ax.set_title(f"{rule_text(info['rule'], info['value'])}: "
+                     f"{info['switched_fraction']:.0%} switched to OVR\n"
+                     f"median margin {info['margin_median']:.2f}, PGD acc {info['pgd_acc']:.1%}",
+                     fontsize=9)
+        ax.set_xlabel("adversarial logit margin")
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize=8, loc="upper left")
+    where = f" - {getattr(tier, 'name', tier)} tier" if tier else ""
+    fig.suptitle(f"Threshold explorer without a kernel: SOVR fine-tuning at several switching "
+                 f"values{where}, {data_label}, seed {seed}", fontsize=10)
+    fig.tight_layout()
+    return fig

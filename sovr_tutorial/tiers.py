@@ -17,6 +17,17 @@ from .checks import check_choice
 TIER_ENV = "SOVR_TUTORIAL_TIER"
 
 
+def pgd_step_size(eps: float, steps: int) -> float:
+    """The package's step-size rule for PGD-``steps`` at budget ``eps``.
+
+    ``eps / 4`` from 10 steps on (2/255 at eps 8/255, the literature's PGD-10 and PGD-20
+    setting); for fewer steps ``2.5 * eps / steps`` (Madry et al.), so the iterates can
+    still cross the ball; never more than ``eps`` (one step = FGSM's). A tier keeps its own
+    ``alpha`` for its own step counts (:meth:`Tier.step_size`).
+    """
+    return min(eps, max(eps / 4, 2.5 * eps / steps))
+
+
 @dataclass(frozen=True)
 class Tier:
     name: str
@@ -43,6 +54,13 @@ class Tier:
 
     def replace(self, **changes) -> "Tier":
         return dataclasses.replace(self, **changes)
+
+    def step_size(self, steps: int) -> float:
+        """PGD step size for ``steps`` steps at the tier's eps: the tier's ``alpha`` for its
+        own ``train_steps`` and ``eval_steps``, :func:`pgd_step_size` for any other count."""
+        if steps in (self.train_steps, self.eval_steps):
+            return self.alpha
+        return pgd_step_size(self.eps, steps)
 
 
 TIERS = {
@@ -100,3 +118,8 @@ def get_tier(name: str | None = None, **overrides) -> Tier:
     tier = tier.replace(**overrides) if overrides else tier
     check_choice("precision", tier.precision, PRECISIONS)
     return tier
+
+
+def as_tier(tier) -> Tier:
+    """A :class:`Tier` from a Tier, a tier name, or None (``$SOVR_TUTORIAL_TIER``, else cpu)."""
+    return tier if isinstance(tier, Tier) else get_tier(tier)

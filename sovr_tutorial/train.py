@@ -18,24 +18,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import _pgd, _trades_pgd, eval_mode, pgd, seeded
+from .attacks import _attack_dataset, _pgd, _trades_pgd, eval_mode, seeded
+from .batches import batches
 from .checkpoint import CheckpointError, load_checkpoint, load_shipped, save_checkpoint
-from .checks import check_choice, check_labels, check_number
-from .data import batches
+from .checks import check_choice, check_images, check_labels, check_number
+from .devices import pick_device
 from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
                      _trades_per_sample)
 from .margins import _margin
 from .models import build_model
-from .runs import METHODS, Run, as_run
-from .tiers import PRECISIONS, Tier, get_tier
-
-
-
-def pick_device(device=None) -> torch.device:
-    """The package's one device rule: ``device`` if given, else CUDA when present, else CPU."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+from .runs import Run, as_run
+from .tiers import PRECISIONS, Tier, as_tier
 
 
 def set_seed(seed: int) -> None:
@@ -70,7 +63,8 @@ def method_loss(run: Run, model, x, y, *, tier: Tier, epoch: int, attack_model=N
     (:func:`train`, :func:`fit`, :func:`finetune`); this calls the unchecked kernels.
     """
     atk = model if attack_model is None else attack_model
-    eps, alpha, steps = tier.eps, tier.alpha, tier.train_steps
+    eps, steps = tier.eps, tier.train_steps
+    alpha = tier.step_size(steps)
     stats = {}
     if run.method == "standard":
         logits = model(x)
@@ -135,14 +129,14 @@ MOVIE_RANGE = (-10.0, 10.0)
 MOVIE_BINS = 80
 
 
-def _adv_margins(model, x, y, tier: Tier, device):
+def _adv_logits(model, x, y, tier: Tier, device, seed):
+    """Clean and PGD-``train_steps`` logits of x (uint8 images or float points)."""
     x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device)
     y = y.to(device)
-    clean = _clean_logits(model, x)
-    x_adv = torch.cat([_pgd(model, x[i:i + 500], y[i:i + 500], tier.eps, tier.alpha,
-                            tier.train_steps) for i in range(0, len(x), 500)])
-    adv = _clean_logits(model, x_adv)
-    return clean, adv, y
+    steps = tier.train_steps
+    x_adv = _attack_dataset(model, x, y, tier.eps, tier.step_size(steps), steps, seed=seed,
+                            device=device)
+    return _clean_logits(model, x), _clean_logits(model, x_adv), y
 
 
 def _movie_frame(margins) -> list:
@@ -151,14 +145,17 @@ def _movie_frame(margins) -> list:
                        max=MOVIE_RANGE[1]).long().tolist()
 
 
-def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice=None) -> dict:
+def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice=None,
+                  seed: int = 0) -> dict:
     """Clean and PGD accuracy and adversarial-margin statistics on a held-out slice.
 
+    The attack is :func:`sovr_tutorial.attacks.attack_dataset` under ``seed``, so every
+    epoch sees the same random starts and training's own random stream is not touched.
     Also the histogram of the held-out adversarial margins (``hist_heldout_adv``) and, with
     ``x_slice``, of a fixed slice of training images (``hist_train_adv``), on the bins
     MOVIE_RANGE / MOVIE_BINS (values beyond the range counted in the edge bins).
     """
-    clean, adv, y = _adv_margins(model, x_val, y_val, tier, device)
+    clean, adv, y = _adv_logits(model, x_val, y_val, tier, device, seed)
     m = _margin(adv, y)
     q = torch.quantile(m, torch.tensor([0.1, 0.5, 0.9], device=m.device)).tolist()
     out = {"clean_acc": (clean.argmax(1) == y).float().mean().item(),
@@ -166,7 +163,7 @@ def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice
            "adv_margin_q10": q[0], "adv_margin_median": q[1], "adv_margin_q90": q[2],
            "hist_heldout_adv": _movie_frame(m)}
     if x_slice is not None:
-        _, adv_tr, y_tr = _adv_margins(model, x_slice, y_slice, tier, device)
+        _, adv_tr, y_tr = _adv_logits(model, x_slice, y_slice, tier, device, seed)
         out["hist_train_adv"] = _movie_frame(_margin(adv_tr, y_tr))
         out["train_slice_pgd_acc"] = (adv_tr.argmax(1) == y_tr).float().mean().item()
     return out
@@ -185,16 +182,21 @@ def distributed_context() -> tuple[int, int]:
     return 0, 1
 
 
-def _check_training_set(x_train, y_train, num_classes):
+def _check_training_set(x_train, y_train, num_classes, *, float_images=False):
+    """uint8 images (N, C, H, W) or float points (N, D) in [0, 1]; float images in [0, 1]
+    too when ``float_images`` (fine-tuning takes them; the loop's batches do not)."""
     if not isinstance(x_train, torch.Tensor) or x_train.dim() not in (2, 4) or \
-            x_train.shape[0] == 0:
+            x_train.shape[0] == 0 or (x_train.dim() == 4 and x_train.dtype != torch.uint8
+                                      and not float_images):
         raise TypeError("x_train must be uint8 images (N, 3, H, W) as returned by "
                         "load_cifar10, or float points (N, D) in [0, 1]")
+    if x_train.dtype != torch.uint8:
+        check_images(x_train, name="x_train")
     check_labels(y_train, x_train.shape[0], num_classes, name="y_train")
 
 
 def _tier(tier, epochs=None) -> Tier:
-    tier = tier if isinstance(tier, Tier) else get_tier(tier)
+    tier = as_tier(tier)
     if epochs is not None:
         tier = tier.replace(epochs=check_number("epochs", epochs, low=1, integer=True))
     return tier
@@ -289,7 +291,7 @@ def fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y
         sched.step()
         if x_val is not None:   # the training slice: as many training images as held-out ones
             record.update(epoch_metrics(model, x_val, y_val, tier, device,
-                                        x_train[:len(y_val)], y_train[:len(y_val)]))
+                                        x_train[:len(y_val)], y_train[:len(y_val)], seed=seed))
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix({k: round(record[k], 3) for k in ("loss", "pgd_acc") if k in record})
@@ -311,7 +313,7 @@ def finetune(model, run, x_train, y_train, *, tier, steps: int, batch_size: int 
     x_train: float inputs in [0, 1] (N, ...) on any device; the copy stays on ``model``'s.
     """
     run, tier = as_run(run), _tier(tier)
-    _check_training_set(x_train, y_train, tier.num_classes)
+    _check_training_set(x_train, y_train, tier.num_classes, float_images=True)
     steps = check_number("steps", steps, low=1, integer=True)
     batch_size = min(check_number("batch_size", batch_size, low=1, integer=True),
                      x_train.shape[0])

@@ -1,37 +1,40 @@
-"""Shared fixtures: the offline CIFAR-10 copy and a small model trained on it."""
-import os
-from pathlib import Path
+"""Shared fixtures: CIFAR-10 found the way ``load_cifar10`` finds it, and a small model.
 
+The data is ``$SOVR_TUTORIAL_DATA`` (the JPEG copy or the official set) or else the
+official CIFAR-10 that ``make data`` fetches into ``data/``: the same tests run on either.
+A test that needs it fails, with the message that says how to get it, when neither is there.
+"""
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from sovr_tutorial.data import DataError, find_cifar10
 
-
-def _jpeg_dir():
-    env = os.environ.get("SOVR_TUTORIAL_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data" / "cifar10-jpeg"
-
-
-@pytest.fixture(scope="session")
-def jpeg_dir():
-    d = _jpeg_dir()
-    if not (d / "test.zip").is_file():
-        pytest.skip(f"offline CIFAR-10 copy not found at {d} (set SOVR_TUTORIAL_DATA)")
-    return d
+try:
+    DATA_KIND, DATA_DIR = find_cifar10("test")
+    DATA_ERROR = None
+except DataError as err:   # reported by the tests that need the data, not at collection
+    DATA_KIND, DATA_DIR, DATA_ERROR = None, None, err
 
 
 @pytest.fixture(scope="session")
-def cifar_test(jpeg_dir):
+def data_dir():
+    """The folder ``load_cifar10`` reads CIFAR-10 from (pass it as ``path``)."""
+    if DATA_ERROR is not None:
+        pytest.fail(f"this test needs CIFAR-10: {DATA_ERROR}", pytrace=False)
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def cifar_test(data_dir):
     from sovr_tutorial.data import load_cifar10
-    x, y, _ = load_cifar10("test", jpeg_dir)
+    x, y, _ = load_cifar10("test", data_dir)
     return x, y
 
 
 @pytest.fixture(scope="session")
 def small_split(cifar_test):
-    """1000 real training-distribution images and 200 others, balanced, uint8."""
-    from sovr_tutorial.data import balanced_subset
+    """1000 real images for training and 200 others, balanced, uint8."""
+    from sovr_tutorial.sampling import balanced_subset
     x, y = cifar_test
     xs, ys = balanced_subset(x, y, 1200, seed=0)
     perm = torch.randperm(1200, generator=torch.Generator().manual_seed(0))
@@ -45,7 +48,6 @@ def trained_model(small_split):
     from sovr_tutorial import get_tier, train
     (x, y), _ = small_split
     tier = get_tier("ci", width=8, epochs=4, lr=0.05)
-    torch.manual_seed(0)
     model, _ = train("standard", x, y, tier=tier, seed=0, progress=False)
     return model.eval()
 

@@ -3,8 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sovr_tutorial import fgsm, pgd, trades_pgd
+from sovr_tutorial import attack_dataset, fgsm, pgd, trades_pgd
+from sovr_tutorial.attacks import seeded
 from sovr_tutorial.evaluate import accuracy
+from sovr_tutorial.tiers import pgd_step_size
 
 EPS = 8 / 255
 
@@ -93,3 +95,38 @@ def test_trades_pgd_stays_in_ball_and_raises_kl(trained_model, eval_batch):
         p = F.softmax(trained_model(x), 1)
         kl = F.kl_div(F.log_softmax(trained_model(x_adv), 1), p, reduction="batchmean")
     assert kl > 0.05
+
+
+def test_attack_dataset_is_pgd_batch_by_batch_under_its_seed(trained_model, eval_batch):
+    x, y = eval_batch
+    torch.manual_seed(5)
+    rng = torch.get_rng_state()
+    got = attack_dataset(trained_model, x, y, eps=EPS, steps=3, seed=7, batch_size=24)
+    assert torch.equal(torch.get_rng_state(), rng), "the caller's random stream is untouched"
+    # the same as PGD on each batch in turn, with the random starts drawn after seeding 7
+    with seeded(7, "cpu"):
+        want = torch.cat([pgd(trained_model, x[i:i + 24], y[i:i + 24], eps=EPS,
+                              alpha=pgd_step_size(EPS, 3), steps=3) for i in range(0, 64, 24)])
+    assert torch.equal(got, want)
+    assert torch.equal(got, attack_dataset(trained_model, x, y, eps=EPS, steps=3, seed=7,
+                                           batch_size=24))
+    assert not torch.equal(got, attack_dataset(trained_model, x, y, eps=EPS, steps=3, seed=8,
+                                               batch_size=24))
+
+
+def test_attack_dataset_takes_the_step_size_it_is_given(trained_model, eval_batch):
+    x, y = eval_batch
+    one_step = attack_dataset(trained_model, x, y, eps=EPS, steps=1, alpha=1 / 255, seed=0)
+    assert linf(one_step, x).max() <= EPS + 1e-6
+    assert attack_dataset(trained_model, x, y, eps=0.0, steps=5).equal(x)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(eps=-1 / 255, steps=3), "eps"), (dict(eps=EPS, steps=0), "steps"),
+    (dict(eps=EPS, steps=3, alpha=0.0), "alpha"), (dict(eps=EPS, steps=3, loss="dlr"), "loss"),
+    (dict(eps=EPS, steps=3, seed=-1), "seed"), (dict(eps=EPS, steps=3, batch_size=0), "batch_size"),
+])
+def test_attack_dataset_refuses_bad_arguments(trained_model, eval_batch, kwargs, words):
+    x, y = eval_batch
+    with pytest.raises(ValueError, match=words):
+        attack_dataset(trained_model, x, y, **kwargs)

@@ -21,9 +21,9 @@ def test_an_at_step_costs_about_23_forward_passes(small_split):
     assert 21 < ratio < 25, ratio
 
 
-def test_the_gpu_benchmark_prints_its_figures_on_cpu(jpeg_dir, capsys):
+def test_the_gpu_benchmark_prints_its_figures_on_cpu(data_dir, capsys):
     assert main(["--device", "cpu", "--model", "small_cnn", "--images", "256", "--epochs", "1",
-                 "--peak-size", "256", "--data", str(jpeg_dir)]) == 0
+                 "--peak-size", "256", "--data", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"measured float32 matmul peak \(256\^2\): [\d.]+ TFLOP/s", out)
     assert re.search(r"one PGD-10 AT step, small_cnn, batch 128: [\d.]+ TFLOP", out)

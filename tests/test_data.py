@@ -1,7 +1,9 @@
-"""sovr_tutorial.data: where CIFAR-10 comes from, how it is checked, and how it is batched.
+"""Where CIFAR-10 comes from and how it is checked (data.py, the ``data`` command), how
+subsets are drawn (sampling.py) and how it is batched (batches.py).
 
 Small fixtures (a few PIL-made JPEGs in a zip, a tiny CIFAR-format pickle folder) are
-built in tmp_path; the real offline copy is decoded once per session into a tmp cache.
+built in tmp_path; the real data (the JPEG copy or the official set, found as
+``load_cifar10`` finds it) is decoded once per session into a tmp cache.
 """
 import hashlib
 import io
@@ -17,9 +19,12 @@ import torchvision
 from PIL import Image
 
 from sovr_tutorial import data
-from sovr_tutorial.data import (CIFAR_MEAN, CLASSES, DATA_ENV, DataError, augment,
-                                balanced_subset, batches, load_cifar10, sha256_file,
-                                verify_sha256)
+from sovr_tutorial.__main__ import data_main
+from sovr_tutorial.batches import augment, batches
+from sovr_tutorial.data import (CLASSES, DATA_ENV, LABELS, DataError, load_cifar10,
+                                sha256_file, verify_sha256)
+from sovr_tutorial.models import CIFAR_MEAN
+from sovr_tutorial.sampling import balanced_subset
 
 
 @pytest.fixture(autouse=True)
@@ -120,21 +125,19 @@ def real_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def real_test(jpeg_dir, real_cache):
-    """The real offline test split, decoded once per session into a tmp cache."""
-    return load_cifar10("test", jpeg_dir, cache_dir=real_cache)
+def real_test(data_dir, real_cache):
+    """The real test split, decoded once per session into a tmp cache."""
+    return load_cifar10("test", data_dir, cache_dir=real_cache)
 
 
-# ---------------------------------------------------------------------------- the real copy
+# ---------------------------------------------------------------------------- the real data
 
 def test_real_test_split_has_cifar_shapes_and_1000_per_class(real_test):
     x, y, info = real_test
     assert x.shape == (10000, 3, 32, 32) and x.dtype == torch.uint8
     assert y.shape == (10000,) and y.dtype == torch.int64
     assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 1000))
-    assert torch.equal(y, y.sort().values)          # class by class, file order inside
-    assert info["source"] == "jpeg" and info["label"] == "CIFAR-10 (JPEG copy)"
-    assert info["path"].endswith("test.zip")
+    assert info["label"] == LABELS[info["source"]]
 
 
 def test_real_test_split_channels_are_rgb(real_test):
@@ -144,20 +147,9 @@ def test_real_test_split_channels_are_rgb(real_test):
     assert torch.allclose(mean, torch.tensor(CIFAR_MEAN), atol=0.01), mean
 
 
-def test_real_test_split_second_load_uses_cache_without_rehash(real_test, jpeg_dir, real_cache,
-                                                               monkeypatch):
-    def no_hash(path, *a, **k):
-        raise AssertionError(f"rehashed {path}")
-
-    monkeypatch.setattr(data, "sha256_file", no_hash)
-    x2, y2, info = load_cifar10("test", jpeg_dir, cache_dir=real_cache)
-    assert info["cached"] is True
-    assert torch.equal(x2, real_test[0]) and torch.equal(y2, real_test[1])
-
-
 @pytest.mark.slow
-def test_real_train_split_has_50000_images_5000_per_class(jpeg_dir, real_cache):
-    x, y, info = load_cifar10("train", jpeg_dir, cache_dir=real_cache)
+def test_real_train_split_has_50000_images_5000_per_class(data_dir, real_cache):
+    x, y, info = load_cifar10("train", data_dir, cache_dir=real_cache)
     assert x.shape == (50000, 3, 32, 32) and x.dtype == torch.uint8
     assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 5000))
     mean = x.float().div(255).mean(dim=(0, 2, 3))
@@ -385,17 +377,28 @@ def test_bad_split_is_refused(split):
 
 def test_cli_check_and_download_verify_the_env_copy(jpeg_fixture, isolated_env, monkeypatch,
                                                     capsys):
-    assert data.main(["--check"]) == 1
+    assert data_main(["--check"]) == 1
     assert DATA_ENV in capsys.readouterr().out
     folder, _ = jpeg_fixture
     monkeypatch.setenv(DATA_ENV, str(folder))
-    assert data.main(["--check"]) == 0
+    assert data_main(["--check"]) == 0
     assert "JPEG copy" in capsys.readouterr().out
-    assert data.main(["--download"]) == 0
+    assert data_main(["--download"]) == 0
     assert len(list((isolated_env / "cache").glob("*.pt"))) == 2   # cache warmed
     monkeypatch.setenv(DATA_ENV, str(isolated_env / "missing"))
-    assert data.main(["--download"]) == 1
+    assert data_main(["--download"]) == 1
     assert "--root" in capsys.readouterr().err
+
+
+def test_cli_downloads_into_the_official_layout(cifar_fixture, isolated_env, monkeypatch,
+                                                capsys):
+    # torchvision finds the (fixture) archive already unpacked with the right md5s and
+    # downloads nothing; the command reports both splits and where they are
+    root, arrays = cifar_fixture
+    assert data_main(["--download", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "train: 20 images" in out and "test: 6 images" in out and str(root) in out
+    assert f"set {DATA_ENV}={root}" in out     # not the default folder: how to use it
 
 
 # ---------------------------------------------------------------------------- balanced_subset

@@ -30,11 +30,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_two_process_gloo_training_keeps_ranks_in_sync(tmp_path, jpeg_dir):
+def test_two_process_gloo_training_keeps_ranks_in_sync(tmp_path, data_dir):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    cmd = [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(jpeg_dir),
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(data_dir),
            str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})

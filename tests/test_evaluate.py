@@ -1,4 +1,4 @@
-"""Evaluation as METHOD.md describes it: accuracy, PGD with restarts, AutoAttack.
+"""Evaluation as docs/method.md describes it: accuracy, PGD with restarts, AutoAttack.
 
 AutoAttack here is the real ``pyautoattack`` on a tiny conv net (8x8 images, so that
 CPU runs take seconds); only the GitHub-API dispatch test uses a stand-in class, because
@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sovr_tutorial.attacks import pgd
-from sovr_tutorial.evaluate import (CUSTOM_ATTACKS, STANDARD_ATTACKS, accuracy,
-                                    autoattack_eval, load_autoattack, pgd_aa_gap,
-                                    pgd_accuracy)
+from sovr_tutorial.attacks import attack_dataset, pgd
+from sovr_tutorial.autoattack import (CUSTOM_ATTACKS, STANDARD_ATTACKS, autoattack_eval,
+                                      load_autoattack)
+from sovr_tutorial.evaluate import accuracy, pgd_aa_gap, pgd_accuracy, predictions
 
 EPS = 16 / 255       # large for CIFAR, right for this toy: some samples break, some survive
 N_FLIPPED = 2        # labels flipped on purpose: these samples are wrong before any attack
@@ -137,6 +137,14 @@ def test_pgd_accuracy_is_at_most_clean_and_restarts_never_raise_it(toy_model, to
     assert pgd_accuracy(toy_model, x, y, eps=0.0, steps=2) == pytest.approx(clean)
     # the same seed gives the same number
     assert pgd_accuracy(toy_model, x, y, eps=EPS, alpha=EPS / 4, steps=5, restarts=1) == one
+
+
+def test_one_restart_is_the_accuracy_on_the_attacked_data_set(toy_model, toy_test):
+    x, y = toy_test
+    x_adv = attack_dataset(toy_model, x, y, eps=EPS, steps=5, seed=4, batch_size=5)
+    robust = (predictions(toy_model, x) == y) & (predictions(toy_model, x_adv) == y)
+    assert pgd_accuracy(toy_model, x, y, eps=EPS, steps=5, seed=4, batch_size=5) == \
+        pytest.approx(robust.float().mean().item())
 
 
 def test_pgd_accuracy_margin_loss_and_validation(toy_model, toy_test):

@@ -1,45 +1,54 @@
-"""The experiment runner end to end, at the ci tier on real images: what issue 4 asks of it.
+"""The experiment runner end to end, at the ci tier on real images.
 
-One results file per (method, seed) with the tier, seed, data source, hardware, versions and
-wall time; clean / PGD / AutoAttack accuracy; margin and gradient-norm statistics with
-histogram data, quantiles and the small-margin fraction; finished runs skipped on restart;
-figures drawn from the files.
+One results file per (run, seed) with the run's options, the tier, seed, data source,
+hardware, versions, code commit and wall time; clean / PGD / AutoAttack accuracy, per
+image; margin and gradient-norm statistics with histogram data, quantiles and the
+small-margin fraction; finished runs skipped on restart; figures drawn from the files.
 """
 import json
+import re
+import subprocess
 
 import pytest
 
-from sovr_tutorial.experiments import default_folder, main
+from sovr_tutorial import experiments
+from sovr_tutorial.data import load_cifar10
+from sovr_tutorial.experiments import git_commit, main
+from sovr_tutorial.runs import Run
 from sovr_tutorial.tiers import get_tier
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runner_output(tmp_path_factory, jpeg_dir):
+def runner_output(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("runner")
     argv = ["--tier", "ci", "--methods", "at,sovr", "--seeds", "0", "--epochs", "1",
-            "--data", str(jpeg_dir), "--out", str(root / "results"),
+            "--data", str(data_dir), "--out", str(root / "results"),
             "--runs", str(root / "runs"), "--no-progress"]
     assert main(argv) == 0
     return root, argv
 
 
-def test_one_results_file_per_run_with_its_provenance(runner_output):
+@slow
+def test_one_results_file_per_run_with_its_provenance(runner_output, data_dir):
     root, _ = runner_output
     files = sorted(p.name for p in (root / "results").glob("*.json"))
     assert files == ["at-s0.json", "sovr-r0.4-s0.json"]
     r = json.loads((root / "results" / "sovr-r0.4-s0.json").read_text())
-    assert (r["method"], r["seed"], r["sovr_ratio"]) == ("sovr", 0, 0.4)
+    assert (r["method"], r["seed"]) == ("sovr", 0)
+    assert Run(**r["options"]) == Run("sovr") and r["label"] == "SOVR (ratio 0.4)"
     assert r["tier"]["name"] == "ci" and r["tier"]["epochs"] == 1
-    assert r["data"]["source"] == "jpeg" and len(r["data"]["sha256"]) == 64
-    assert "JPEG" in r["data"]["label"]
+    info = load_cifar10("test", data_dir)[2]
+    assert (r["data"]["source"], r["data"]["label"]) == (info["source"], info["label"])
     env = r["environment"]
     assert env["torch"] and env["python"] and env["cpu_count"] >= 1 and "gpu" in env
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", env["git_commit"])
     assert r["wall_seconds"] >= r["train_seconds"] > 0
     assert len(r["history"]) == 1 and "--epochs 1" in r["command"]
 
 
+@slow
 def test_accuracies_are_measured_and_ordered(runner_output):
     root, _ = runner_output
     r = json.loads((root / "results" / "at-s0.json").read_text())
@@ -52,8 +61,23 @@ def test_accuracies_are_measured_and_ordered(runner_output):
     assert aa["n"] == get_tier("ci").n_autoattack and aa["version"] == "custom"
     assert aa["robust"] <= aa["clean"]
     assert "custom" in aa["label"]
+    assert len(aa["broken_by"]) == aa["n"]
 
 
+@slow
+def test_per_image_results_agree_with_the_accuracies(runner_output):
+    root, _ = runner_output
+    r = json.loads((root / "results" / "at-s0.json").read_text())
+    k = get_tier("ci").eval_steps
+    bits = r["per_image"]
+    assert len(bits["clean"]) == len(bits["pgd"]) == get_tier("ci").n_test
+    assert bits["clean"].count("1") / len(bits["clean"]) == pytest.approx(r["clean_acc"])
+    assert bits["pgd"].count("1") / len(bits["pgd"]) == pytest.approx(r[f"pgd{k}_ce_acc"])
+    # the margins at PGD points are measured on the very images of the PGD accuracy
+    assert r["margins"]["test_adv"]["accuracy"] == pytest.approx(r[f"pgd{k}_ce_acc"])
+
+
+@slow
 def test_margin_statistics_cover_clean_and_attacked_test_and_training_images(runner_output):
     root, _ = runner_output
     r = json.loads((root / "results" / "at-s0.json").read_text())
@@ -70,6 +94,7 @@ def test_margin_statistics_cover_clean_and_attacked_test_and_training_images(run
             < r["margins"]["test_clean"]["margin"]["q50"])
 
 
+@slow
 def test_restarting_the_same_command_skips_finished_runs(runner_output, capsys):
     root, argv = runner_output
     before = {p: p.stat().st_mtime_ns for p in (root / "results").glob("*.json")}
@@ -80,6 +105,7 @@ def test_restarting_the_same_command_skips_finished_runs(runner_output, capsys):
     assert "at-s0: clean" in capsys.readouterr().out  # still reported
 
 
+@slow
 def test_figures_are_drawn_from_the_results_files(runner_output, capsys):
     root, _ = runner_output
     assert main(["--tier", "ci", "--out", str(root / "results"), "--plot"]) == 0
@@ -90,10 +116,24 @@ def test_figures_are_drawn_from_the_results_files(runner_output, capsys):
         assert (root / "results" / name).stat().st_size > 5000
 
 
-def test_other_epochs_get_their_own_folder():
-    """Changing --epochs or --lr must not skip or resume into the tier's own runs."""
-    assert default_folder(get_tier("cpu")) == "cpu"
-    assert default_folder(get_tier("cpu", epochs=30)) == "cpu-e30"
-    assert default_folder(get_tier("ci", epochs=get_tier("ci").epochs)) == "ci"
-    assert default_folder(get_tier("cpu", lr=0.01)) == "cpu-lr0.01"
-    assert default_folder(get_tier("cpu", epochs=30, lr=0.01)) == "cpu-e30-lr0.01"
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_git_commit_names_the_commit_and_marks_uncommitted_changes(tmp_path, monkeypatch):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "code.py")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    monkeypatch.setattr(experiments, "ROOT", tmp_path)
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    assert git_commit() == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit() == head + "+dirty"
+
+
+def test_git_commit_outside_a_repository_is_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "ROOT", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_commit() is None

@@ -43,18 +43,18 @@ CHILD = textwrap.dedent("""
     x, y = st.balanced_subset(x, y, 400, seed=0)
     perm = torch.randperm(400, generator=torch.Generator().manual_seed(0))
     tier = st.get_tier("ci", width=8, epochs=4, batch_size=50, train_steps=3)
-    model, hist = st.train("sovr", x[perm], y[perm], tier=tier, seed=7, checkpoint_path=ckpt,
-                           progress=False, sovr_ratio=0.5,
-                           on_epoch=lambda e, r: print("epoch", e, flush=True))
+    model, hist = st.train("sovr-r0.5", x[perm], y[perm], tier=tier, seed=7,
+                           checkpoint_path=ckpt, progress=False,
+                           on_epoch=lambda e, r, m: print("epoch", e, flush=True))
     torch.save(model.state_dict(), out)
 """)
 
 
-def _start(tmp_path, jpeg_dir, ckpt, out, **env):
+def _start(tmp_path, data_dir, ckpt, out, **env):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     full_env = {**os.environ, "OMP_NUM_THREADS": "2", **env}
-    return subprocess.Popen([sys.executable, str(script), str(jpeg_dir), str(ckpt), str(out)],
+    return subprocess.Popen([sys.executable, str(script), str(data_dir), str(ckpt), str(out)],
                             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -80,22 +80,22 @@ def _epoch(ckpt):
     return load_checkpoint(ckpt)["epoch"] if ckpt.exists() else 0
 
 
-def test_killed_runs_resume_to_bit_identical_weights(tmp_path, jpeg_dir):
+def test_killed_runs_resume_to_bit_identical_weights(tmp_path, data_dir):
     ref_out = tmp_path / "ref.pt"
-    ref = _start(tmp_path, jpeg_dir, tmp_path / "ref_ckpt.pt", ref_out)
+    ref = _start(tmp_path, data_dir, tmp_path / "ref_ckpt.pt", ref_out)
     assert ref.wait(timeout=600) == 0, ref.stdout.read()
 
     ckpt, out, marker = tmp_path / "run.pt", tmp_path / "run_out.pt", tmp_path / "writing"
     faults = []
 
     # 1. killed before its first checkpoint exists
-    proc = _start(tmp_path, jpeg_dir, ckpt, out)
+    proc = _start(tmp_path, data_dir, ckpt, out)
     time.sleep(1.0)
     _kill(proc)
     faults.append(("before first checkpoint", _epoch(ckpt)))
 
     # 2. killed in the middle of an epoch, after a checkpoint was written
-    proc = _start(tmp_path, jpeg_dir, ckpt, out)
+    proc = _start(tmp_path, data_dir, ckpt, out)
     _wait_for(lambda: ckpt.exists(), proc)
     time.sleep(0.3)
     _kill(proc)
@@ -103,7 +103,7 @@ def test_killed_runs_resume_to_bit_identical_weights(tmp_path, jpeg_dir):
 
     # 3. killed while writing a checkpoint (between the temp file's write and its rename)
     done_before = _epoch(ckpt)
-    proc = _start(tmp_path, jpeg_dir, ckpt, out, WRITE_MARKER=str(marker))
+    proc = _start(tmp_path, data_dir, ckpt, out, WRITE_MARKER=str(marker))
     _wait_for(lambda: marker.exists(), proc)
     time.sleep(0.5)
     _kill(proc)
@@ -113,7 +113,7 @@ def test_killed_runs_resume_to_bit_identical_weights(tmp_path, jpeg_dir):
     faults.append(("during checkpoint write", _epoch(ckpt)))
 
     # 4. the same command, uninterrupted, finishes the run
-    proc = _start(tmp_path, jpeg_dir, ckpt, out)
+    proc = _start(tmp_path, data_dir, ckpt, out)
     assert proc.wait(timeout=600) == 0, proc.stdout.read()
     assert _epoch(ckpt) == 4
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from sovr_tutorial.losses import (
-    DEFAULT_SOVR_RATIO,
     ce_loss,
     gairat_loss,
     gairat_weights,
@@ -58,20 +57,12 @@ def hand_kl(row_p, row_q):
 
 # --- hand values -----------------------------------------------------------------------
 
-def test_hand_helpers_are_the_textbook_numbers():
-    # Written out once in full, so the helpers themselves are checked.
-    ce0 = -2.0 + math.log(math.exp(2.0) + math.exp(1.0) + math.exp(-1.0))
-    ovr1 = math.log(1 + math.exp(-0.0)) + math.log(1 + math.exp(0.5)) + math.log(1 + math.exp(1.5))
-    assert hand_ce(Z[0], 0) == pytest.approx(ce0, rel=1e-15)
-    assert hand_ovr(Z[1], 2) == pytest.approx(ovr1, rel=1e-15)
-    assert ce0 == pytest.approx(0.3490, abs=1e-4)
-    assert ovr1 == pytest.approx(3.3686, abs=1e-4)
-
-
 def test_ce_loss_matches_hand_values():
     want = [hand_ce(Z[0], 0), hand_ce(Z[1], 2)]
     got = ce_loss(logits(), labels(), reduction="none")
     assert got.shape == (2,)
+    # -2 + log(e^2 + e^1 + e^-1), worked out on paper
+    assert got[0].item() == pytest.approx(0.3490, abs=1e-4)
     assert got.tolist() == pytest.approx(want, rel=1e-12)
     assert ce_loss(logits(), labels()).item() == pytest.approx(sum(want) / 2, rel=1e-12)
     assert ce_loss(logits(), labels(), reduction="sum").item() == pytest.approx(sum(want), rel=1e-12)
@@ -81,6 +72,8 @@ def test_ovr_loss_matches_hand_values():
     want = [hand_ovr(Z[0], 0), hand_ovr(Z[1], 2)]
     got = ovr_loss(logits(), labels(), reduction="none")
     assert got.shape == (2,)
+    # softplus(-0) + softplus(0.5) + softplus(1.5), worked out on paper
+    assert got[1].item() == pytest.approx(3.3686, abs=1e-4)
     assert got.tolist() == pytest.approx(want, rel=1e-12)
     assert ovr_loss(logits(), labels()).item() == pytest.approx(sum(want) / 2, rel=1e-12)
     assert ovr_loss(logits(), labels(), reduction="sum").item() == pytest.approx(sum(want), rel=1e-12)
@@ -95,21 +88,21 @@ def test_ovr_loss_is_stable_for_large_logits():
 def test_sovr_half_batch_uses_ovr_for_the_wrong_sample():
     # N = 2, ratio 0.5 -> M = 1: the smaller margin is row 1 (-1.5), which gets OVR.
     want = [hand_ce(Z[0], 0), hand_ovr(Z[1], 2)]
-    got, mask = sovr_loss(logits(), labels(), ratio=0.5, reduction="none", return_mask=True)
+    got, mask = sovr_loss(logits(), labels(), value=0.5, reduction="none", return_mask=True)
     assert mask.tolist() == [False, True]
     assert got.tolist() == pytest.approx(want, rel=1e-12)
-    assert sovr_loss(logits(), labels(), ratio=0.5).item() == pytest.approx(sum(want) / 2, rel=1e-12)
+    assert sovr_loss(logits(), labels(), value=0.5).item() == pytest.approx(sum(want) / 2, rel=1e-12)
 
 
 def test_sovr_threshold_rule_uses_the_margin_cut():
     # Margins are 1 and -1.5: a cut at 0 selects only row 1, a cut at 1.01 both.
-    loss, mask = sovr_loss(logits(), labels(), threshold=0.0, reduction="none", return_mask=True)
+    loss, mask = sovr_loss(logits(), labels(), rule="threshold", value=0.0, reduction="none", return_mask=True)
     assert mask.tolist() == [False, True]
     assert loss.tolist() == pytest.approx([hand_ce(Z[0], 0), hand_ovr(Z[1], 2)], rel=1e-12)
-    _, mask = sovr_loss(logits(), labels(), threshold=1.01, return_mask=True)
+    _, mask = sovr_loss(logits(), labels(), rule="threshold", value=1.01, return_mask=True)
     assert mask.tolist() == [True, True]
     # Strict inequality: a margin equal to the threshold keeps CE.
-    _, mask = sovr_loss(logits(), labels(), threshold=1.0, return_mask=True)
+    _, mask = sovr_loss(logits(), labels(), rule="threshold", value=1.0, return_mask=True)
     assert mask.tolist() == [False, True]
 
 
@@ -217,30 +210,24 @@ def random_batch(n=16, k=10, seed=0):
     return 3 * torch.randn(n, k, generator=g), torch.randint(0, k, (n,), generator=g)
 
 
-def test_default_ratio_is_the_reconstructed_choice():
-    assert DEFAULT_SOVR_RATIO == 0.4
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_sovr_ratio_limits_are_ce_and_ovr_exactly(reduction):
     z, y = random_batch()
-    assert torch.equal(sovr_loss(z, y, ratio=0.0, reduction=reduction), ce_loss(z, y, reduction))
-    assert torch.equal(sovr_loss(z, y, ratio=1.0, reduction=reduction), ovr_loss(z, y, reduction))
+    assert torch.equal(sovr_loss(z, y, value=0.0, reduction=reduction), ce_loss(z, y, reduction))
+    assert torch.equal(sovr_loss(z, y, value=1.0, reduction=reduction), ovr_loss(z, y, reduction))
 
 
 def test_sovr_threshold_limits_are_ce_and_ovr_exactly():
     z, y = random_batch()
-    assert torch.equal(sovr_loss(z, y, threshold=-1e9), ce_loss(z, y))
-    assert torch.equal(sovr_loss(z, y, threshold=1e9), ovr_loss(z, y))
-    # threshold wins over ratio
-    assert torch.equal(sovr_loss(z, y, ratio=1.0, threshold=-1e9), ce_loss(z, y))
+    assert torch.equal(sovr_loss(z, y, rule="threshold", value=-1e9), ce_loss(z, y))
+    assert torch.equal(sovr_loss(z, y, rule="threshold", value=1e9), ovr_loss(z, y))
 
 
 def test_sovr_limit_gradients_equal_ce_and_ovr_gradients():
     z, y = random_batch()
     for ratio, ref in ((0.0, ce_loss), (1.0, ovr_loss)):
         a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
-        sovr_loss(a, y, ratio=ratio).backward()
+        sovr_loss(a, y, value=ratio).backward()
         ref(b, y).backward()
         assert torch.equal(a.grad, b.grad)
 
@@ -248,7 +235,7 @@ def test_sovr_limit_gradients_equal_ce_and_ovr_gradients():
 def test_sovr_mixes_per_sample_and_the_margins_carry_no_gradient():
     z, y = random_batch(seed=3)
     z = z.requires_grad_(True)
-    loss, mask = sovr_loss(z, y, ratio=0.5, reduction="none", return_mask=True)
+    loss, mask = sovr_loss(z, y, value=0.5, reduction="none", return_mask=True)
     assert int(mask.sum()) == 8
     want = torch.where(mask, ovr_loss(z, y, "none"), ce_loss(z, y, "none"))
     assert torch.equal(loss, want)
@@ -263,38 +250,49 @@ def test_sovr_mixes_per_sample_and_the_margins_carry_no_gradient():
 
 def test_sovr_select_picks_exactly_the_smallest_margins():
     margins = torch.tensor([0.3, -2.0, 5.0, 0.1, 1.0, -0.5, 2.0, 0.0, 4.0, 3.0])
-    mask = sovr_select(margins, ratio=0.4)
+    mask = sovr_select(margins, value=0.4)
     # M = 4 smallest: -2.0 (1), -0.5 (5), 0.0 (7), 0.1 (3)
     assert mask.dtype == torch.bool
     assert torch.nonzero(mask).flatten().tolist() == [1, 3, 5, 7]
-    assert sovr_select(margins, ratio=0.0).sum() == 0
-    assert sovr_select(margins, ratio=1.0).all()
-    assert torch.nonzero(sovr_select(margins, ratio=0.2)).flatten().tolist() == [1, 5]
+    assert sovr_select(margins, value=0.0).sum() == 0
+    assert sovr_select(margins, value=1.0).all()
+    assert torch.nonzero(sovr_select(margins, value=0.2)).flatten().tolist() == [1, 5]
 
 
 def test_sovr_select_breaks_ties_by_index_and_rounds_half_up():
     margins = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0])
     # ratio 0.4 * 5 = 2: two of the three tied zeros, the lower indices.
-    assert torch.nonzero(sovr_select(margins, ratio=0.4)).flatten().tolist() == [1, 2]
+    assert torch.nonzero(sovr_select(margins, value=0.4)).flatten().tolist() == [1, 2]
     # ratio 0.5 * 5 = 2.5 -> 3 (half up)
-    assert int(sovr_select(margins, ratio=0.5).sum()) == 3
+    assert int(sovr_select(margins, value=0.5).sum()) == 3
     # ratio 0.3 * 5 = 1.5 -> 2
-    assert int(sovr_select(margins, ratio=0.3).sum()) == 2
+    assert int(sovr_select(margins, value=0.3).sum()) == 2
 
 
 def test_sovr_select_count_is_monotone_in_ratio():
     margins = torch.randn(37, generator=torch.Generator().manual_seed(4))
-    counts = [int(sovr_select(margins, ratio=r / 100).sum()) for r in range(101)]
+    counts = [int(sovr_select(margins, value=r / 100).sum()) for r in range(101)]
     assert counts == sorted(counts) and counts[0] == 0 and counts[-1] == 37
     # the selected set grows by inclusion
     for lo, hi in ((0.2, 0.4), (0.4, 0.6), (0.6, 1.0)):
-        a, b = sovr_select(margins, ratio=lo), sovr_select(margins, ratio=hi)
+        a, b = sovr_select(margins, value=lo), sovr_select(margins, value=hi)
         assert not (a & ~b).any()
 
 
 def test_sovr_select_threshold_rule():
     margins = torch.tensor([0.5, -1.0, 2.0, 0.0])
-    assert sovr_select(margins, ratio=0.0, threshold=0.5).tolist() == [False, True, False, True]
+    # strictly below the threshold: 0.5 itself keeps CE
+    assert sovr_select(margins, "threshold", 0.5).tolist() == [False, True, False, True]
+
+
+def test_sovr_select_boundary_rule_picks_the_smallest_absolute_margins():
+    margins = torch.tensor([3.0, -0.2, 0.5, -4.0, 0.1, 2.0, -1.0, 0.0, 6.0, -0.3])
+    # |margin| smallest first: 0.0 (7), 0.1 (4), -0.2 (1), -0.3 (9), 0.5 (2)
+    assert torch.nonzero(sovr_select(margins, "boundary", 0.5)).flatten().tolist() == [1, 2, 4, 7, 9]
+    # unlike the ratio rule, a confidently wrong sample (-4) is not near the boundary
+    assert not sovr_select(margins, "boundary", 0.5)[3] and sovr_select(margins, "ratio", 0.5)[3]
+    assert sovr_select(margins, "boundary", 0.0).sum() == 0
+    assert sovr_select(margins, "boundary", 1.0).all()
 
 
 # --- gradients and claim 5 ---------------------------------------------------------------
@@ -387,15 +385,15 @@ def test_bad_logits_shape_and_type():
 
 def test_bad_ratio_and_threshold():
     with pytest.raises(ValueError, match="ratio"):
-        sovr_loss(logits(), labels(), ratio=1.5)
+        sovr_loss(logits(), labels(), value=1.5)
     with pytest.raises(ValueError, match="ratio"):
-        sovr_select(torch.zeros(3), ratio=-0.1)
+        sovr_select(torch.zeros(3), value=-0.1)
     with pytest.raises(ValueError, match="threshold"):
-        sovr_loss(logits(), labels(), threshold=float("nan"))
+        sovr_loss(logits(), labels(), rule="threshold", value=float("nan"))
     with pytest.raises(ValueError, match="threshold"):
-        sovr_select(torch.zeros(3), threshold=float("inf"))
+        sovr_select(torch.zeros(3), rule="threshold", value=float("inf"))
     with pytest.raises(TypeError, match="threshold"):
-        sovr_select(torch.zeros(3), threshold="0.5")
+        sovr_select(torch.zeros(3), rule="threshold", value="0.5")
     with pytest.raises(ValueError, match="margins"):
         sovr_select(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="margins"):

@@ -12,6 +12,7 @@ from sovr_tutorial.margins import (
     logit_margin,
     margin_grad_norm,
     margin_histogram,
+    margin_peaks,
     margin_summary,
 )
 
@@ -267,3 +268,39 @@ def test_histogram_and_summary_validation():
         margin_histogram(np.array([0.0]), bins=0)
     with pytest.raises(ValueError, match="range"):
         margin_histogram(np.array([0.0]), range=(1.0, 0.0))
+
+
+# --- peaks of the margin density ---------------------------------------------------------
+
+def _normal(n, mean, std, seed):
+    return np.random.default_rng(seed).normal(mean, std, n)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_one_bump_has_one_peak_at_its_centre(seed):
+    # seeds 0, 4 and 9 put a few samples far out in a tail: wiggles, not peaks
+    peaks = margin_peaks(_normal(2000, 1.5, 1.0, seed=seed))
+    assert len(peaks) == 1 and peaks[0] == pytest.approx(1.5, abs=0.25)
+
+
+def test_two_separated_bumps_have_two_peaks_highest_first():
+    values = np.concatenate([_normal(1500, -2.0, 0.5, seed=1), _normal(500, 3.0, 0.5, seed=2)])
+    peaks = margin_peaks(values)
+    assert len(peaks) == 2
+    assert peaks[0] == pytest.approx(-2.0, abs=0.2) and peaks[1] == pytest.approx(3.0, abs=0.2)
+
+
+def test_two_bumps_with_a_shallow_valley_count_as_one():
+    # the same two bumps, with a bandwidth so wide that the density between them dips only a
+    # little: above `valley` times the smaller maximum, so the lower maximum is merged
+    values = np.concatenate([_normal(1000, -1.0, 0.5, seed=3), _normal(1000, 1.0, 0.5, seed=4)])
+    assert len(margin_peaks(values, bandwidth=0.3)) == 2
+    assert len(margin_peaks(values, bandwidth=0.3, valley=0.0)) == 1
+    assert len(margin_peaks(values, bandwidth=0.75)) == 1
+
+
+def test_margin_peaks_validation():
+    with pytest.raises(ValueError, match="at least 2"):
+        margin_peaks(np.array([1.0]))
+    with pytest.raises(ValueError, match="valley"):
+        margin_peaks(np.array([0.0, 1.0]), valley=1.5)

@@ -1,6 +1,4 @@
-"""The figure helpers: shapes of the figures, labels, and plotting from result files."""
-import json
-
+"""The figure helpers: what each figure shows, its labels, and its refusals."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,7 +6,6 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sovr_tutorial import plots  # noqa: E402
@@ -142,145 +139,12 @@ def test_plot_margin_vs_gradnorm():
         plots.plot_margin_vs_gradnorm(m, {"AT": g["AT"]})
 
 
-def _hist_block(rng, center):
-    vals = rng.normal(center, 1.0, 100)
-    counts, edges = np.histogram(vals, bins=80, range=(-10, 10))
-    summary = {"n": 100, "mean": float(vals.mean()), "q50": float(np.median(vals))}
-    return {"margin": summary, "grad_norm_l1": summary, "flip_budget": summary,
-            "hist_counts": counts.tolist(), "hist_edges": edges.tolist(),
-            "accuracy": float((vals > 0).mean())}
-
-
-def _fake_result(method, seed, clean, pgd, aa, ratio=None):
-    """A tiny result dict with the fields sovr_tutorial.experiments writes."""
-    rng = np.random.default_rng(seed)
-    name = f"sovr-r{ratio:g}-s{seed}" if method == "sovr" else f"{method}-s{seed}"
-    return name, {
-        "run": name, "method": method, "seed": seed, "sovr_ratio": ratio,
-        "tier": {"name": "ci", "eps": 8 / 255, "eval_steps": 20, "n_autoattack": 16},
-        "data": {"source": "jpeg", "label": "CIFAR-10 (JPEG copy)"},
-        "environment": {"cpu": "x86_64", "cpu_count": 2, "gpu": None},
-        "history": _history(2, [pgd - 0.05, pgd]),
-        "clean_acc": clean, "pgd20_ce_acc": pgd, "pgd20_margin_acc": pgd - 0.01,
-        "pgd_acc_on_aa_subset": pgd + 0.01,
-        "autoattack": {"backend": "pyautoattack", "version": "custom",
-                       "label": "custom (APGD-CE + APGD-T)", "attacks": ["apgd-ce", "apgd-t"],
-                       "n": 16, "robust": aa, "per_attack": {"apgd-ce": aa + 0.02, "apgd-t": aa}},
-        "margins": {k: _hist_block(rng, c) for k, c in
-                    (("test_clean", 1.0), ("test_adv", -0.5), ("train_clean", 1.5),
-                     ("train_adv", 0.0))},
-    }
-
-
-@pytest.fixture()
-def results_dir(tmp_path):
-    runs = [_fake_result("at", 0, 0.50, 0.30, 0.25), _fake_result("at", 1, 0.52, 0.32, 0.27),
-            _fake_result("gairat", 0, 0.48, 0.36, 0.20),
-            _fake_result("sovr", 0, 0.49, 0.31, 0.28, ratio=0.4)]
-    for name, res in runs:
-        (tmp_path / f"{name}.json").write_text(json.dumps(res))
-    (tmp_path / "notes.json").write_text(json.dumps({"not": "a result"}))   # ignored
-    (tmp_path / "broken.json").write_text("{")                               # ignored
-    return tmp_path
-
-
-def test_plot_results_writes_pngs(results_dir):
-    paths = plots.plot_results(results_dir)
-    names = sorted(p.name for p in paths)
-    assert names == sorted(["margins_at.png", "margins_gairat.png", "margins_sovr-r0.4.png",
-                            "margins_test_adv_all.png", "margins_train_adv_all.png",
-                            "pgd_vs_aa.png", "training_curves.png"])
-    for p in paths:
-        assert p.parent == results_dir
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert p.stat().st_size > 5000
-
-
-def test_plot_results_draws_the_sovr_ratio_sweep_apart(results_dir):
-    for ratio in (0.0, 1.0):
-        name, res = _fake_result("sovr", 0, 0.45, 0.3, 0.26, ratio=ratio)
-        (results_dir / f"{name}.json").write_text(json.dumps(res))
-    names = {p.name for p in plots.plot_results(results_dir)}
-    assert {"margins_test_adv_sovr_sweep.png", "margins_train_adv_sovr_sweep.png",
-            "margins_sovr-r0.png", "margins_sovr-r1.png"} <= names
-    # the all-methods overlay keeps one SOVR: the default ratio, else the smallest
-    results = plots.load_results(results_dir)
-    main = plots.one_sovr_ratio(results)
-    assert list(plots.stored_histograms(main, "test_adv")) == ["AT (2 seeds)", "GAIRAT",
-                                                               "SOVR (ratio 0.4)"]
-    no_default = [r for r in results if r.get("sovr_ratio") != 0.4]
-    assert [r.get("sovr_ratio") for r in plots.one_sovr_ratio(no_default)
-            if r["method"] == "sovr"] == [0.0]
-
-
-def test_a_run_collapsed_to_chance_is_left_out_and_named(results_dir):
-    name, res = _fake_result("mart", 1, 0.10, 0.10, 0.10)
-    (results_dir / f"{name}.json").write_text(json.dumps(res))
-    assert plots.is_collapsed(res) and not plots.is_collapsed(_fake_result("at", 0, 0.2, 0.1, 0.1)[1])
-    assert "mart-s1" not in [r["run"] for r in plots.load_results(results_dir)]
-    assert "mart-s1" in [r["run"] for r in plots.load_results(results_dir, collapsed=True)]
-    table = plots.results_table(results_dir)
-    assert "| MART |" not in table     # its only run collapsed: no row of chance-level numbers
-    assert table.endswith("Left out, collapsed to chance level: mart-s1 (clean 10.0%).")
-    assert plots.collapsed_note(results_dir) == (
-        "left out, collapsed to chance level: mart-s1 (clean 10.0%)")
-    fig = plots.plot_pgd_vs_aa(plots.load_results(results_dir), note=plots.collapsed_note(results_dir))
-    assert "mart-s1" in fig.get_supxlabel()
-
-
-def test_results_table_one_row_per_method(results_dir):
-    table = plots.results_table(results_dir)
-    lines = table.splitlines()
-    assert lines[0].startswith("| method | seeds | clean (%) | PGD-20 (%)")
-    assert "AA [custom, n=16]" in lines[0]
-    rows = lines[2:]
-    assert len(rows) == 3
-    assert rows[0].startswith("| AT | 0,1 | 51.0 ± 1.4 | 31.0 ± 1.4 |")
-    assert rows[1].startswith("| GAIRAT | 0 | 48.0 | 36.0 | 37.0 | 20.0 | 17.0 |")
-    assert rows[2].startswith("| SOVR (ratio 0.4) | 0 |")
-
-
-def test_stored_histograms_sum_the_seeds_of_a_method(results_dir):
-    results = plots.load_results(results_dir)
-    h = plots.stored_histograms(results, "test_adv")
-    assert list(h) == ["AT (2 seeds)", "GAIRAT", "SOVR (ratio 0.4)"]
-    at_runs = [r for r in results if r["method"] == "at"]
-    expected = sum(np.asarray(r["margins"]["test_adv"]["hist_counts"]) for r in at_runs)
-    counts, edges = h["AT (2 seeds)"]
-    np.testing.assert_array_equal(counts, expected)
-    assert len(edges) == len(counts) + 1
-    assert plots.stored_histograms(results, "no_such_key") == {}
-
-
-def test_plot_pgd_vs_aa_bars_and_gap(results_dir):
-    results = plots.load_results(results_dir)
-    assert len(results) == 4
-    fig = plots.plot_pgd_vs_aa(results)
-    (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_xticklabels()] == [
-        "AT\n2 seeds", "GAIRAT\n1 seed", "SOVR (ratio 0.4)\n1 seed"]
-    assert len(ax.patches) == 9                      # 3 methods x (clean, PGD, AA)
-    # one error bar per series, for AT only (the one method with two seeds)
-    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    assert len(bars) == 3 and all(len(c.lines[2][0].get_segments()) == 1 for c in bars)
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["clean", "PGD-20 (CE)", "AutoAttack [custom]"]
-    gaps = [t.get_text() for t in ax.texts]
-    assert gaps == ["gap +6.0", "gap +17.0", "gap +4.0"]
-    assert "custom (APGD-CE + APGD-T)" in fig.get_supxlabel()
-    with pytest.raises(ValueError, match="empty"):
-        plots.plot_pgd_vs_aa([])
-
-
-def test_plot_results_on_missing_or_empty_folder(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        plots.plot_results(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="no result"):
-        plots.results_table(tmp_path)
-
-
-def test_method_labels_and_colors():
-    assert plots.method_label("sovr", 0.4) == "SOVR (ratio 0.4)"
-    assert plots.method_label("mart") == "MART"
-    assert plots.method_color("SOVR (ratio 0.4)") == plots.METHOD_COLORS["sovr"]
-    assert plots.method_color("at") == plots.method_color("AT")
+def test_method_colors_are_the_same_for_a_run_its_slug_and_its_label():
+    from sovr_tutorial.runs import Run
+    sovr = plots.METHOD_COLORS["sovr"]
+    assert plots.method_color(Run("sovr", "threshold", 1.0)) == sovr
+    assert plots.method_color("sovr-r0.2") == plots.method_color("SOVR (ratio 0.4)") == sovr
+    assert plots.method_color("at") == plots.method_color("AT (3 seeds)") == plots.METHOD_COLORS["at"]
+    assert plots.method_color("ovr") == plots.METHOD_COLORS["ovr"]
+    # anything else gets a spare colour, a different one per index
+    assert plots.method_color("mystery", 0) != plots.method_color("mystery", 1)

@@ -1,51 +1,79 @@
-"""The one training loop: every method learns, and a resumed run continues identically."""
+"""The one training loop: every method learns, a resumed run continues identically, the
+same step serves fine-tuning, and points train like images."""
+import copy
+
 import pytest
 import torch
 
-from sovr_tutorial import METHODS, get_tier, load_checkpoint, train
-from sovr_tutorial.train import MethodOptions, method_loss
+from sovr_tutorial import (METHODS, Run, build_model, finetune, fit, get_tier, load_checkpoint,
+                           predictions, train, trained_model)
+from sovr_tutorial.train import method_loss
 
 TIER = get_tier("ci", width=8, batch_size=100, train_steps=3)
 
 
-def _fixed_batch_loss(method, model, x, y, opts):
-    torch.manual_seed(123)  # same PGD random start before and after training
-    loss, stats = method_loss(method, model, x, y, tier=TIER, epoch=99, opts=opts)
+def _fixed_batch_loss(run, model, x, y, epoch=99, tier=TIER):
+    torch.manual_seed(123)  # the same PGD random start every time
+    loss, stats = method_loss(run, model, x, y, tier=tier, epoch=epoch)
     return loss.item(), stats
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_a_few_steps_reduce_the_loss(method, small_split):
+def test_a_few_steps_reduce_each_methods_own_loss(method, small_split):
     (x, y), _ = small_split
     x, y = x[:200].float() / 255, y[:200]
     torch.manual_seed(0)
-    from sovr_tutorial import build_model
     model = build_model("small_cnn", width=8).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    opts = MethodOptions(sovr_ratio=0.5)
-    before, stats = _fixed_batch_loss(method, model, x, y, opts)
+    run = Run(method, value=0.5)
+    before, stats = _fixed_batch_loss(run, model, x, y)
     for step in range(25):
         xb, yb = x[(step % 2) * 100:(step % 2 + 1) * 100], y[(step % 2) * 100:(step % 2 + 1) * 100]
-        loss, _ = method_loss(method, model, xb, yb, tier=TIER, epoch=99, opts=opts)
+        loss, _ = method_loss(run, model, xb, yb, tier=TIER, epoch=99)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after, _ = _fixed_batch_loss(method, model, x, y, opts)
+    after, _ = _fixed_batch_loss(run, model, x, y)
     assert after < before - 0.05, f"{method}: loss {before:.3f} -> {after:.3f}"
     if method == "sovr":
-        assert stats["switched"] == pytest.approx(0.5)
+        assert stats["switched"] == pytest.approx(0.5)   # ratio 0.5 of the batch gets OVR
 
 
-def test_history_records_what_the_issue_asks_for(small_split):
+def test_method_loss_refuses_a_method_it_has_no_rule_for(eval_batch):
+    x, y = eval_batch
+    run = Run("at")
+    object.__setattr__(run, "method", "madry")   # a Run that skipped its own check
+    with pytest.raises(ValueError, match="madry"):
+        method_loss(run, build_model("small_cnn", width=4), x, y, tier=TIER, epoch=0)
+
+
+def test_gairat_is_plain_at_during_its_burn_in(eval_batch):
+    x, y = eval_batch
+    torch.manual_seed(0)
+    model = build_model("small_cnn", width=4).train()
+    tier = TIER.replace(gairat_burn_in=2)
+    # a fresh copy each time: a train-mode forward moves BatchNorm's running statistics
+    at, _ = _fixed_batch_loss(Run("at"), copy.deepcopy(model), x, y, epoch=0, tier=tier)
+    burn_in, _ = _fixed_batch_loss(Run("gairat"), copy.deepcopy(model), x, y, epoch=1, tier=tier)
+    after, _ = _fixed_batch_loss(Run("gairat"), copy.deepcopy(model), x, y, epoch=2, tier=tier)
+    assert burn_in == pytest.approx(at, rel=1e-6)
+    assert after != pytest.approx(at, rel=1e-3)
+
+
+def test_history_records_the_per_epoch_metrics(small_split):
     (x, y), (xv, yv) = small_split
-    model, hist = train("sovr", x[:300], y[:300], tier=TIER.replace(epochs=2), x_val=xv[:100],
-                        y_val=yv[:100], seed=0, progress=False, sovr_ratio=0.4)
+    model, hist = train("sovr-r0.4", x[:300], y[:300], tier=TIER.replace(epochs=2),
+                        x_val=xv[:100], y_val=yv[:100], seed=0, progress=False)
     assert [h["epoch"] for h in hist] == [1, 2]
-    for key in ("loss", "lr", "train_acc", "clean_acc", "pgd_acc", "adv_margin_median",
-                "switched", "seconds"):
+    for key in ("loss", "lr", "train_acc", "clean_acc", "pgd_acc", "adv_margin_q10",
+                "adv_margin_median", "adv_margin_q90", "switched", "seconds",
+                "train_slice_pgd_acc"):
         assert key in hist[-1], key
+    assert hist[-1]["adv_margin_q10"] <= hist[-1]["adv_margin_median"] <= hist[-1]["adv_margin_q90"]
     assert 0.35 <= hist[-1]["switched"] <= 0.45
     assert hist[1]["lr"] < hist[0]["lr"], "the step schedule should have decayed the lr"
+    # the margin movie: one count per held-out image and per training-slice image
+    assert sum(hist[-1]["hist_heldout_adv"]) == 100 and sum(hist[-1]["hist_train_adv"]) == 100
     assert not model.training
 
 
@@ -71,7 +99,7 @@ def test_resume_from_checkpoint_continues_identically(method, small_split, tmp_p
     kw = dict(tier=tier, x_val=xv[:50], y_val=yv[:50], seed=1, progress=False)
     ref, ref_hist = train(method, x, y, checkpoint_path=tmp_path / "ref.pt", **kw)
 
-    def stop_after_2(epoch, record):
+    def stop_after_2(epoch, record, model):
         if epoch == 2:
             raise Interrupt
 
@@ -94,21 +122,68 @@ def test_resume_refuses_a_checkpoint_of_another_run(small_split, tmp_path):
 
 
 def test_trained_model_loads_the_shipped_checkpoint():
-    from sovr_tutorial import trained_model
     model, hist = trained_model("at", retrain=False)
     assert not model.training and model.arch == "small_cnn-w16-c10"
     assert len(hist) == 10 and hist[-1]["epoch"] == 10
 
 
 def test_trained_model_retrains_once_then_resumes(small_split, tmp_path):
-    from sovr_tutorial import trained_model
     (x, y), _ = small_split
     kw = dict(retrain=True, tier=TIER.replace(epochs=1), runs_dir=tmp_path, progress=False)
-    m1, h1 = trained_model("sovr", x[:100], y[:100], sovr_ratio=0.5, **kw)
+    m1, h1 = trained_model("sovr-r0.5", x[:100], y[:100], **kw)
     assert (tmp_path / "sovr-r0.5-s0.pt").exists()
-    m2, h2 = trained_model("sovr", x[:100], y[:100], sovr_ratio=0.5, **kw)
+    m2, h2 = trained_model(Run("sovr", value=0.5), x[:100], y[:100], **kw)
     assert h2 == h1  # finished run found: nothing trained again
     # other settings under the same name: the old checkpoint is replaced, not resumed
-    m3, h3 = trained_model("sovr", x[:100], y[:100], sovr_ratio=0.5,
-                           **{**kw, "tier": TIER.replace(epochs=2)})
+    m3, h3 = trained_model("sovr-r0.5", x[:100], y[:100], **{**kw, "tier": TIER.replace(epochs=2)})
     assert len(h3) == 2
+
+
+def test_the_threshold_rule_trains_through_train(small_split):
+    (x, y), _ = small_split
+    _, hist = train(Run("sovr", "threshold", 100.0), x[:100], y[:100],
+                    tier=TIER.replace(epochs=1), progress=False)
+    assert hist[0]["switched"] == 1.0   # every margin is below 100: all OVR
+
+
+def _points(n, seed):
+    """Two classes of points in [0, 1]^2, split by the line x0 = 0.5 with a gap of 0.1."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, generator=g)
+    x[:, 0] = torch.where(x[:, 0] < 0.5, x[:, 0] * 0.9, 0.55 + x[:, 0] * 0.9 - 0.45)
+    return x, (x[:, 0] > 0.5).long()
+
+
+def test_fit_trains_an_mlp_on_float_points():
+    x, y = _points(512, seed=0)
+    xv, yv = _points(128, seed=1)
+    tier = get_tier("ci", model="mlp", width=32, depth=2, num_classes=2, epochs=8,
+                    batch_size=64, lr=0.1, eps=0.02, alpha=0.005, train_steps=3)
+    torch.manual_seed(0)
+    model = build_model("mlp", width=32, num_classes=2, depth=2)
+    model, hist = fit(model, "at", x, y, tier=tier, x_val=xv, y_val=yv, progress=False)
+    assert (predictions(model, xv) == yv).float().mean() > 0.95
+    assert hist[-1]["pgd_acc"] > 0.9       # eps 0.02 is well inside the gap of 0.1
+    assert x.dtype == torch.float32 and x.shape == (512, 2)   # the points were not changed
+
+
+def test_finetune_leaves_the_model_unchanged_and_is_seeded(small_split):
+    (x, y), _ = small_split
+    x, y = x[:60], y[:60]
+    torch.manual_seed(0)
+    model = build_model("small_cnn", width=4).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    tier = get_tier("ci", width=4)
+    a, log_a = finetune(model, "sovr", x, y, tier=tier, steps=3, batch_size=20, seed=0)
+    b, log_b = finetune(model, "sovr", x, y, tier=tier, steps=3, batch_size=20, seed=0)
+    c, _ = finetune(model, "sovr", x, y, tier=tier, steps=3, batch_size=20, seed=1)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert not model.training
+    assert len(log_a) == 3 and log_a == log_b
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
+    assert any(not torch.equal(v, before[k]) for k, v in a.state_dict().items())
+

@@ -7,9 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 import sovr_tutorial.widgets as sw
-from sovr_tutorial import accuracy
-
-pytest.importorskip("ipywidgets")
+from sovr_tutorial import accuracy, plots
 
 # a tiny fine-tune: 4 SGD steps of 20 images, margins of 32 images -> well under a second
 FT = {"tier": "ci", "steps": 4, "batch_size": 20}
@@ -190,10 +188,10 @@ def test_invalid_options_raise(trained_model, data, kwargs, match):
 def test_compare_thresholds_draws_one_panel_per_value(trained_model, data, reference_margins):
     x, y, xe, ye = data
     infos = [sw.explore_threshold(trained_model, x, y, xe, ye, value=v, **FT)[0] for v in (0.0, 1.0)]
-    fig = sw.compare_thresholds(infos, reference_margins, tier="ci")
+    fig = plots.compare_thresholds(infos, reference_margins, tier="ci")
     assert len(fig.axes) == 2
     with pytest.raises(ValueError):
-        sw.compare_thresholds([])
+        plots.compare_thresholds([])
 
 
 # --------------------------------------------------------------------------- the widget
