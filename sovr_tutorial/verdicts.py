@@ -1,0 +1,462 @@
+"""Verdicts on the paper's claims 1-4 (docs/method.md), computed from the result files.
+
+Two comparisons a reviewer accepts, both for two runs evaluated on the *same* test images:
+
+* per image, an exact McNemar test: only the images on which the two runs disagree count,
+  and under "no difference" each of them is a fair coin (``mcnemar_p``). The course's runs
+  of every seed use the same test images, so the discordant pairs of several seeds add up
+  (a stratified, pooled test: it asks whether these trained models differ on these images);
+* per seed, the seed-paired differences (runs of one seed share initialisation and batch
+  order): their mean, standard deviation and a Student-t interval (``paired_summary``).
+
+``claim_verdicts(folder)`` is the one function that turns a results folder into verdicts;
+``README.md``, ``results/README.md`` and notebook 06 all print its output, refreshed by
+
+    python -m sovr_tutorial.verdicts results/cpu --write results/README.md README.md
+
+which replaces the text between the markers ``<!-- verdicts:begin -->`` and
+``<!-- verdicts:end -->`` of each file.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .checks import check_number
+from .margins import kde_bandwidth, margin_peaks
+from .results import is_collapsed, load_results, pgd_key, run_of
+from .runs import DEFAULT_SOVR_RATIO, Run
+
+#: two-sided significance level of every verdict
+ALPHA = 0.05
+BEGIN, END = "<!-- verdicts:begin -->", "<!-- verdicts:end -->"
+IMPORTANCE_AWARE = ("gairat", "mart")
+
+
+# ----------------------------------------------------------------------------- tests
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value for ``b`` and ``c`` discordant pairs.
+
+    b: images only the first model gets right, c: only the second. Under the null each of
+    the n = b + c discordant images is a fair coin, so
+    ``p = min(1, 2 * sum_{k <= min(b, c)} C(n, k) / 2^n)``; p = 1 when n = 0.
+    """
+    b = check_number("b", b, low=0, integer=True)
+    c = check_number("c", c, low=0, integer=True)
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
+    return min(1.0, 2.0 * tail / 2.0 ** n)
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar test of two runs on the same images.
+
+    correct_a, correct_b: (N,) booleans (or 0/1), per image whether each run is right.
+    Returns {"n": N, "b": a right and b wrong, "c": a wrong and b right, "p": two-sided}.
+    """
+    a = np.asarray(correct_a, dtype=bool).ravel()
+    b = np.asarray(correct_b, dtype=bool).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"mcnemar needs two non-empty per-image vectors of the same length, "
+                         f"got {a.size} and {b.size}")
+    nb, nc = int((a & ~b).sum()), int((~a & b).sum())
+    return {"n": int(a.size), "b": nb, "c": nc, "p": mcnemar_p(nb, nc)}
+
+
+def _betacf(a, b, x):
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                    -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a, b, x):
+    """Regularized incomplete beta I_x(a, b) for a, b > 0 and x in [0, 1]."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf2(t: float, df: float) -> float:
+    """Two-sided tail ``P(|T| >= |t|)`` of Student's t with ``df`` degrees of freedom."""
+    df = check_number("df", df, low=0.0, low_open=True)
+    return _betainc(df / 2.0, 0.5, df / (df + float(t) ** 2))
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (bisection)."""
+    q = check_number("q", q, low=0.0, high=1.0, low_open=True, high_open=True)
+    if q < 0.5:
+        return -t_quantile(1.0 - q, df)
+    if q == 0.5:
+        return 0.0
+    target = 2.0 * (1.0 - q)           # two-sided tail at the quantile
+    lo, hi = 0.0, 1.0
+    while t_sf2(hi, df) > target:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t_sf2(mid, df) > target else (lo, mid)
+        if hi - lo <= 1e-13 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def paired_summary(diffs, confidence: float = 0.95) -> dict:
+    """Mean, standard deviation and Student-t interval of seed-paired differences.
+
+    diffs: (n,) floats, one per seed. Returns {"n", "mean", "sd", "low", "high", "p"}
+    (p: two-sided one-sample t-test of mean 0); sd, low, high and p are None for n < 2.
+    """
+    d = np.asarray(diffs, dtype=float).ravel()
+    if d.size == 0 or not np.isfinite(d).all():
+        raise ValueError(f"paired_summary needs finite differences, got {d.tolist()}")
+    out = {"n": int(d.size), "mean": float(d.mean()), "sd": None, "low": None, "high": None,
+           "p": None}
+    if d.size < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    se = sd / math.sqrt(d.size)
+    half = t_quantile(0.5 + confidence / 2.0, d.size - 1) * se
+    p = (t_sf2(out["mean"] / se, d.size - 1) if se > 0 else float(out["mean"] == 0))
+    out.update(sd=sd, low=out["mean"] - half, high=out["mean"] + half, p=p)
+    return out
+
+
+# ----------------------------------------------------------------------------- result files
+
+def aa_correct(result: dict) -> np.ndarray:
+    """(n_aa,) bool: the image survived every attack of the AutoAttack run."""
+    return np.array([b is None for b in result["autoattack"]["broken_by"]])
+
+
+def overrated(result: dict):
+    """(n_aa,) bool: images the cheaper attack calls robust and AutoAttack breaks, and its name.
+
+    With per-image PGD bits (result files since per_image was added): right under PGD-20,
+    wrong under AutoAttack. Older files: survived APGD-CE (a stronger CE attack than PGD)
+    but fell to a later attack of the ensemble.
+    """
+    aa = result["autoattack"]
+    bits = result.get("per_image", {}).get("pgd")
+    if bits:
+        pgd = np.array([ch == "1" for ch in bits[:len(aa["broken_by"])]])
+        return pgd & ~aa_correct(result), f"right under PGD-{result['tier']['eval_steps']}, broken by AutoAttack"
+    return (np.array([b not in ("clean", "apgd-ce", None) for b in aa["broken_by"]]),
+            "survived APGD-CE, broken by a later attack")
+
+
+def gap(result: dict) -> float:
+    """PGD accuracy minus AutoAttack accuracy on the same images."""
+    pgd = result.get("pgd_acc_on_aa_subset", result[pgd_key(result)])
+    return pgd - result["autoattack"]["robust"]
+
+
+def _stat(key, field, q):
+    return lambda r: r["margins"][key][field][q]
+
+
+def _hist_values(hist: dict) -> np.ndarray:
+    edges = np.asarray(hist["hist_edges"], float)
+    return np.repeat((edges[:-1] + edges[1:]) / 2, np.asarray(hist["hist_counts"], int))
+
+
+def n_peaks(result: dict, key: str = "train_adv") -> int:
+    """Peaks of a run's stored margins (:func:`margin_peaks`, the package's peak finder).
+
+    Files since ``values`` was added store the margins themselves; older files only their
+    histogram, read as one value per sample at its bin centre, with a bandwidth of at least
+    one bin (narrower kernels would make every occupied bin a peak of its own).
+    """
+    m = result["margins"][key]
+    if "values" in m:
+        return len(margin_peaks(m["values"]))
+    v = _hist_values(m)
+    return len(margin_peaks(v, bandwidth=max(kde_bandwidth(v), float(np.diff(m["hist_edges"]).max()))))
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+def _pct(x):
+    return f"{100 * x:.1f}%"
+
+
+def _decide(claimed_sign, p, seed_diffs):
+    """Verdict from the pooled McNemar p (or, without it, the seed-level p) and the signs."""
+    mean = float(np.mean(seed_diffs))
+    signs = {int(np.sign(d)) for d in seed_diffs if d != 0}
+    if p is None:
+        return "not testable (one seed, no per-image data)"
+    if p < ALPHA and np.sign(mean) == claimed_sign:
+        if -claimed_sign in signs:
+            return f"mixed: detectable overall (p={p:.2g}) but not in every seed"
+        return "holds"
+    if p < ALPHA:
+        return "does not hold (the opposite is detectable)"
+    return f"not detectable at this scale (p={p:.2g})"
+
+
+def _seed_text(diffs, unit, digits=1):
+    s = paired_summary(diffs)
+    f = lambda v: f"{v:+.{digits}f}"  # noqa: E731
+    text = ", ".join(f(d) for d in diffs)
+    if s["n"] < 2:
+        return f"one seed: {text} {unit}"
+    return (f"seed by seed {text} {unit} (mean {f(s['mean'])}, sd {s['sd']:.{digits}f}, 95% "
+            f"t-interval [{f(s['low'])}, {f(s['high'])}], p={s['p']:.2g})")
+
+
+def _compare_images(runs_a, runs_b, per_image, metric, claimed_sign):
+    """Pooled McNemar over the common seeds, plus seed-paired differences of ``metric``."""
+    seeds = sorted(set(runs_a) & set(runs_b))
+    if not seeds:
+        return None
+    b = c = 0
+    for s in seeds:
+        t = mcnemar(per_image(runs_a[s]), per_image(runs_b[s]))
+        b, c = b + t["b"], c + t["c"]
+    p = mcnemar_p(b, c)
+    diffs = [100 * (metric(runs_a[s]) - metric(runs_b[s])) for s in seeds]
+    return {"seeds": seeds, "b": b, "c": c, "p": p, "diffs": diffs,
+            "verdict": _decide(claimed_sign, p, diffs)}
+
+
+def _compare_seeds(runs_a, runs_b, metric, claimed_sign, scale=1.0):
+    """Seed-paired differences of ``metric`` alone (no per-image data): the t-test decides."""
+    seeds = sorted(set(runs_a) & set(runs_b))
+    if not seeds:
+        return None
+    diffs = [scale * (metric(runs_a[s]) - metric(runs_b[s])) for s in seeds]
+    p = paired_summary(diffs)["p"]
+    return {"seeds": seeds, "diffs": diffs, "p": p, "verdict": _decide(claimed_sign, p, diffs)}
+
+
+def load_runs(folder) -> tuple[dict, list, dict]:
+    """(runs by slug then seed, collapsed runs, the folder's provenance) from ``folder``."""
+    every = load_results(folder, collapsed=True)
+    runs, gone = {}, []
+    for r in every:
+        if is_collapsed(r):
+            gone.append(r)
+        else:
+            runs.setdefault(run_of(r).slug, {})[r["seed"]] = r
+    source = {}
+    if every:
+        r0, env = every[0], every[0].get("environment", {})
+        source = {"folder": str(folder), "tier": r0["tier"]["name"],
+                  "data": r0.get("data", {}).get("label", "?"),
+                  "hardware": env.get("gpu") or f"{env.get('cpu_count', '?')}-core "
+                                                 f"{env.get('cpu', '?')} CPU, no GPU",
+                  "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "
+                                f"{r0['autoattack']['n']} test images",
+                  "files": len(every)}
+    return runs, gone, source
+
+
+def claim_verdicts(folder, sovr: str | None = None) -> dict:
+    """Verdicts on claims 1-4 of docs/method.md from the result files in ``folder``.
+
+    sovr: the slug of the SOVR runs to judge (default: the default ratio, "sovr-r0.4").
+    Returns {"source": provenance, "left_out": collapsed runs, "claims": [{"claim", "says",
+    "verdict", "evidence": [str]}]}; every number in the evidence comes from the files.
+    """
+    sovr = sovr or Run("sovr", value=DEFAULT_SOVR_RATIO).slug
+    runs, gone, source = load_runs(folder)
+    names = {slug: Run.parse(slug).label for slug in runs}
+    claims = []
+
+    def missing(*slugs):
+        need = [s for s in slugs if s not in runs]
+        return f"not measured: no result files for {', '.join(need)} in {folder}" if need else None
+
+    # claim 1 ----------------------------------------------------------------------
+    ev, parts = [], []
+    if "at" in runs:
+        ev.append(f"PGD-minus-AutoAttack gap on the same images, {names['at']}: "
+                  + ", ".join(f"{100 * gap(r):+.1f}" for r in runs["at"].values()) + " points")
+    for m in IMPORTANCE_AWARE:
+        if m not in runs or "at" not in runs:
+            parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
+            continue
+        kind = {overrated(r)[1] for r in [*runs[m].values(), *runs["at"].values()]}
+        per_image = ((lambda r: overrated(r)[0]) if len(kind) == 1 else
+                     (lambda r: np.array([b not in ("clean", "apgd-ce", None)
+                                          for b in r["autoattack"]["broken_by"]])))
+        kind = kind.pop() if len(kind) == 1 else "survived APGD-CE, broken by a later attack"
+        t = _compare_images(runs[m], runs["at"], per_image, gap, +1)
+        parts.append(f"{names[m]}: **{t['verdict']}**")
+        ev.append(f"{names[m]} minus {names['at']}, gap: {_seed_text(t['diffs'], 'points')}; "
+                  f"images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
+                  f"{names['at']} ({_seeds(t['seeds'])}, exact McNemar "
+                  f"p={t['p']:.2g})")
+    claims.append({"claim": 1, "says": "importance-aware methods (MART, GAIRAT) look strong "
+                   "under PGD but are weaker under AutoAttack", "verdict": "; ".join(parts),
+                   "evidence": ev})
+
+    # claim 2 ----------------------------------------------------------------------
+    ev, parts = [], []
+    q95 = _stat("train_clean", "margin", "q95")
+    fb75 = _stat("train_clean", "flip_budget", "q75")
+    g50 = _stat("train_clean", "grad_norm_l1", "q50")
+    for m in IMPORTANCE_AWARE:
+        if m not in runs or "at" not in runs:
+            parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
+            continue
+        tm = _compare_seeds(runs[m], runs["at"], q95, -1)
+        tf = _compare_seeds(runs[m], runs["at"], fb75, -1, scale=255.0)
+        ratio = np.mean([g50(runs[m][s]) / g50(runs["at"][s]) for s in tm["seeds"]])
+        parts.append(f"{names[m]}: easy-sample margins shrink: **{tm['verdict']}**; "
+                     f"flip budgets shrink: **{tf['verdict']}**")
+        ev.append(f"{names[m]} minus {names['at']}, 95th-percentile margin of clean training "
+                  f"images (the easy samples): {_seed_text(tm['diffs'], 'logits', 2)}")
+        ev.append(f"{names[m]} minus {names['at']}, upper-quartile flip budget of clean "
+                  f"training images: {_seed_text(tf['diffs'], '/255')}; median L1 gradient "
+                  f"norm of the margin: {ratio:.2f} times {names['at']}'s")
+    claims.append({"claim": 2, "says": "they shrink the logit margins of the easy samples "
+                   "while the input-gradient norms stay not small, so a small perturbation "
+                   "flips the top logit", "verdict": "; ".join(parts), "evidence": ev})
+
+    # claim 3 ----------------------------------------------------------------------
+    ev = []
+    if "at" in runs:
+        kinds = (("train_clean", "clean"), ("train_adv", "PGD-20"))
+        peaks = {m: [max(n_peaks(r, k) for k, _ in kinds) for r in runs[m].values()]
+                 for m in ("at", *IMPORTANCE_AWARE) if m in runs}
+        at_two = sum(p >= 2 for p in peaks["at"])
+        n_at = len(peaks["at"])
+        collapsed = all(p == 1 for m in IMPORTANCE_AWARE if m in peaks for p in peaks[m])
+        verdict = ("**holds**" if at_two == n_at and collapsed else
+                   f"**does not hold at this scale**: {names['at']}'s training margins have "
+                   f"one peak in {n_at - at_two} of {n_at} seeds" if at_two == 0 else
+                   f"**mixed**: {names['at']} has two peaks in {at_two} of {n_at} seeds")
+        for k, what in kinds:
+            ev.append(f"peaks of the {what} margins of training images, per seed: "
+                      + "; ".join(f"{names[m]} " + ", ".join(str(n_peaks(r, k))
+                                                          for r in runs[m].values())
+                                  for m in peaks))
+        ev.append("the importance-aware runs' margins are narrower: 5th to 95th percentile "
+                  "of the PGD-20 training margins " + "; ".join(
+                      f"{names[m]} {np.mean([_spread(r) for r in runs[m].values()]):.2f}"
+                      for m in peaks) + " logits (mean over seeds)")
+    else:
+        verdict = missing("at")
+    claims.append({"claim": 3, "says": "under AT the margin histogram has two peaks (hard "
+                   "samples near 0, easy ones far away); importance-aware methods collapse "
+                   "it towards one peak near 0", "verdict": verdict, "evidence": ev})
+
+    # claim 4 ----------------------------------------------------------------------
+    ev, parts = [], []
+    aa = lambda r: r["autoattack"]["robust"]  # noqa: E731
+    q25 = _stat("train_adv", "margin", "q25")
+    for other in (*IMPORTANCE_AWARE, "at"):
+        if sovr not in runs or other not in runs:
+            parts.append(f"vs {Run.parse(other).label}: {missing(sovr, other)}")
+            continue
+        t = _compare_images(runs[sovr], runs[other], aa_correct, aa, +1)
+        tq = _compare_seeds(runs[sovr], runs[other], q25, +1)
+        head = "beside it, vs" if other == "at" else "vs"
+        parts.append(f"{head} {names[other]}: under AutoAttack **{t['verdict']}**, "
+                     f"larger margins of the small-margin samples **{tq['verdict']}**")
+        ev.append(f"{names[sovr]} minus {names[other]} under AutoAttack: "
+                  f"{_seed_text(t['diffs'], 'points')}; images robust only for "
+                  f"{names[sovr]} {t['b']}, only for {names[other]} {t['c']} ("
+                  f"{_seeds(t['seeds'])}, exact McNemar p={t['p']:.2g})")
+        ev.append(f"{names[sovr]} minus {names[other]}, lower-quartile adversarial margin of "
+                  f"training images (the small-margin samples): "
+                  f"{_seed_text(tq['diffs'], 'logits', 2)}")
+    claims.append({"claim": 4, "says": "SOVR raises the margins of the small-margin samples "
+                   "and is more robust under AutoAttack than the importance-aware methods "
+                   "(GAIRAT, MART); AT is reported beside it", "verdict": "; ".join(parts),
+                   "evidence": ev})
+    left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
+    return {"source": source, "left_out": left_out, "claims": claims}
+
+
+def _spread(result):
+    m = result["margins"]["train_adv"]["margin"]
+    return m["q95"] - m["q05"]
+
+
+def _seeds(seeds):
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))} pooled"
+
+
+def verdicts_markdown(result: dict) -> str:
+    """The verdicts as a markdown block (what README.md, results/README.md and 06 print)."""
+    src = result["source"]
+    lines = []
+    if src:
+        lines.append(f"Verdicts computed by `sovr_tutorial.verdicts.claim_verdicts` from the "
+                     f"{src['files']} result files in `{src['folder']}` ({src['tier']} tier, "
+                     f"{src['data']}, {src['hardware']}, {src['autoattack']}). A verdict "
+                     f"needs a difference detectable at the {ALPHA:g} level: the exact McNemar "
+                     "test on the images two runs disagree on, pooled over the common seeds, "
+                     "or, where only per-seed numbers exist, the seed-paired t-test "
+                     "(docs/method.md).")
+    if result["left_out"]:
+        lines.append("Left out, collapsed to chance level: " + ", ".join(result["left_out"]) + ".")
+    lines.append("")
+    for c in result["claims"]:
+        lines.append(f"{c['claim']}. *{c['says']}.* {c['verdict']}.")
+        lines += [f"   - {e}" for e in c["evidence"]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_block(path, block: str) -> bool:
+    """Replace the text between the verdict markers of ``path``; True if it changed."""
+    path = Path(path)
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{path} has no {BEGIN} ... {END} markers to write the verdicts between")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{BEGIN}\n{block}{END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.verdicts",
+                                description="Verdicts on the paper's claims from a results folder.")
+    p.add_argument("folder", help="a results folder, e.g. results/cpu")
+    p.add_argument("--sovr", default=None, help="slug of the SOVR runs (default sovr-r0.4)")
+    p.add_argument("--write", nargs="*", default=[], metavar="FILE",
+                   help="markdown files whose verdict block (between the markers) to refresh")
+    args = p.parse_args(argv)
+    block = verdicts_markdown(claim_verdicts(args.folder, sovr=args.sovr))
+    if not args.write:
+        print(block, end="")
+    for f in args.write:
+        print(f"{f}: {'updated' if write_block(f, block) else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
