@@ -73,6 +73,12 @@ TIERS = {
     "gpu": Tier(name="gpu", model="preact_resnet18", width=64, n_train=50000, n_test=10000,
                 n_heldout=1000, n_autoattack=1000, autoattack_version="standard", epochs=110,
                 batch_size=128, lr=0.1, gairat_burn_in=50),
+    # The 2-D toy world (sovr_tutorial.toy): an MLP 2-128-128-6 on 2,048 points in [0, 1]^2;
+    # eps 0.0375 is 0.3 in the world's data units; 180 epochs of 8 batches = 1,440 steps.
+    "toy": Tier(name="toy", model="mlp", width=128, depth=2, num_classes=6, n_train=2048,
+                n_test=2048, n_heldout=0, n_autoattack=512, autoattack_version="custom",
+                epochs=180, batch_size=256, lr=0.1, eps=0.0375, alpha=0.0375 / 4,
+                gairat_burn_in=45, precision="fp32"),
 }
 
 
