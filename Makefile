@@ -14,6 +14,7 @@ $(if $(filter-out cpu,$(TORCH)),$(error TORCH=$(TORCH): the only option is TORCH
 
 .PHONY: setup data course test test-fast test-notebooks bench bench-gpu clean
 .PHONY: site
+.PHONY: student
 
 setup: $(STAMP) data
 
@@ -49,6 +50,13 @@ test-notebooks: setup
 # downloaded): build/site/html/index.html. docs/build.py fails on an error output.
 site: $(STAMP)
 	$(BIN)/python docs/build.py
+
+# Student copies of every notebook into build/student/notebooks/ (with a copy of results/,
+# which notebooks 05 and 06 read): nbgrader's preprocessors through nbconvert replace the
+# solutions between ### BEGIN SOLUTION / ### END SOLUTION by stubs, drop hidden tests and
+# clear outputs. No nbgrader course folder or database. See docs/student.py.
+student: $(STAMP)
+	$(BIN)/python docs/student.py --out build/student
 
 # Measured figures, printed: AT throughput vs a plain reference, AutoAttack time, epoch times.
 bench: setup
