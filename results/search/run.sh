@@ -11,12 +11,15 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # slice per epoch, GAIRAT's burn-in at 45% of training as in the gpu tier (50 of 110)
 base="--tier cpu --set model=cnn --set precision=bf16 --set n_heldout=200 --no-progress"
 run() { echo "== $*"; $PY -m sovr_tutorial.experiments $base "$@"; }
+w32n1k="--set width=32 --set n_train=1000 --set epochs=60 --set gairat_burn_in=27"
 
-# 1. AT: eps x capacity x data x epochs
-run --methods at --set width=32 --set n_train=1000 --set epochs=60 --set eps=8/255 --set gairat_burn_in=27
-run --methods at --set width=32 --set n_train=1000 --set epochs=60 --set eps=4/255 --set alpha=1/255 --set gairat_burn_in=27
-run --methods at --set width=32 --set n_train=1000 --set epochs=60 --set eps=2/255 --set alpha=0.5/255 --set gairat_burn_in=27
-run --methods at --set width=32 --set n_train=2000 --set epochs=60 --set eps=4/255 --set alpha=1/255 --set gairat_burn_in=27
-run --methods at --set width=32 --set n_train=1000 --set epochs=100 --set eps=4/255 --set alpha=1/255 --set gairat_burn_in=45
-run --methods at --set width=48 --set n_train=1000 --set epochs=60 --set eps=4/255 --set alpha=1/255 --set gairat_burn_in=27
-run --methods at --set width=32 --set n_train=2000 --set epochs=60 --set eps=8/255 --set gairat_burn_in=27
+# 1. AT at eps 8/255 (expected underfit), then 2/255 (expected to fit its training set)
+run --methods at $w32n1k --set eps=8/255
+run --methods at $w32n1k --set eps=2/255 --set alpha=0.5/255
+# 2. where AT fits: the importance-aware methods and SOVR, seed 0
+run --methods gairat,sovr-r0.4,mart $w32n1k --set eps=2/255 --set alpha=0.5/255
+# 3. AT between the two, then levers: more images, more epochs, more capacity
+run --methods at $w32n1k --set eps=4/255 --set alpha=1/255
+run --methods at --set width=32 --set n_train=2000 --set epochs=60 --set gairat_burn_in=27 --set eps=4/255 --set alpha=1/255
+run --methods at --set width=48 --set n_train=1000 --set epochs=60 --set gairat_burn_in=27 --set eps=4/255 --set alpha=1/255
+run --methods at --set width=32 --set n_train=1000 --set epochs=100 --set gairat_burn_in=45 --set eps=4/255 --set alpha=1/255
