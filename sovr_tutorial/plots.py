@@ -77,14 +77,17 @@ def _hline_pct(ax):
 # ----------------------------------------------------------------------------- images
 
 def show_adversarial_examples(x, x_adv, y, pred_clean, pred_adv, classes=CLASSES, n: int = 6,
-                              *, title: str | None = None, amplify: float | None = None):
-    """Three rows of ``n`` images: clean, perturbation (amplified), adversarial.
+                              *, title: str | None = None, amplify: float | None = None,
+                              probs_clean=None, probs_adv=None):
+    """Rows of ``n`` images: clean, perturbation (amplified), adversarial; with
+    ``probs_clean`` and ``probs_adv`` (N, K) a fourth row: the class probabilities before
+    (grey) and after (red) the attack, so the flip is visible.
 
     x, x_adv: (N, C, H, W) in [0, 1] (tensors or arrays); y, pred_clean, pred_adv: (N,)
     class indices. Captions give the true class and the predictions, green when correct
     and red when wrong. The perturbation ``x_adv - x`` is shown as ``0.5 + amplify * d``
     (grey = no change); ``amplify`` defaults to the factor that maps the largest
-    |change| to 0.5, and is printed on the row.
+    |change| to 0.5 (pass a fixed one to compare budgets), and is printed on the row.
     """
     xs, xa = _images_hwc(x, "x"), _images_hwc(x_adv, "x_adv")
     if xs.shape != xa.shape:
@@ -100,8 +103,15 @@ def show_adversarial_examples(x, x_adv, y, pred_clean, pred_adv, classes=CLASSES
     dmax = float(np.abs(delta).max())
     if amplify is None:
         amplify = 0.5 / dmax if dmax > 0 else 1.0
-    fig = Figure(figsize=(1.9 * n + 0.6, 6.4), layout="constrained")
-    axes = fig.subplots(3, n, squeeze=False)
+    bars = probs_clean is not None and probs_adv is not None
+    if bars:
+        pr_c, pr_a = (_to_numpy(v, k).astype(float) for v, k in
+                      ((probs_clean, "probs_clean"), (probs_adv, "probs_adv")))
+        if pr_c.shape != pr_a.shape or pr_c.ndim != 2 or len(pr_c) < n:
+            raise ValueError("probs_clean and probs_adv must be (N, K) arrays of the same shape")
+    fig = Figure(figsize=(1.9 * n + 0.6, 6.4 + 2.0 * bars), layout="constrained")
+    axes = fig.subplots(3 + bars, n, squeeze=False,
+                        gridspec_kw={"height_ratios": [1, 1, 1] + [1.1] * bars})
     row_names = ("clean", f"perturbation\n(x{amplify:.0f}, grey = 0)",
                  "adversarial")
     for j in range(n):
@@ -121,6 +131,18 @@ def show_adversarial_examples(x, x_adv, y, pred_clean, pred_adv, classes=CLASSES
             ax.set_title(captions[i], fontsize=9, color=colors[i])
             if j == 0:
                 ax.set_ylabel(row_names[i], fontsize=10)
+        if bars:
+            ax = axes[3, j]
+            k = np.arange(pr_c.shape[1])
+            ax.bar(k - 0.2, pr_c[j], 0.4, color="0.6", label="before")
+            ax.bar(k + 0.2, pr_a[j], 0.4, color="tab:red", label="after")
+            ax.set_ylim(0, 1)
+            ax.set_xticks(k, [str(c)[:4] for c in classes][:len(k)], rotation=90, fontsize=6)
+            ax.get_xticklabels()[y[j]].set_fontweight("bold")
+            ax.tick_params(axis="y", labelsize=7)
+            if j == 0:
+                ax.set_ylabel("class probability", fontsize=9)
+                ax.legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title)
     return fig
@@ -203,20 +225,37 @@ def plot_training_curves(histories: dict, *, title: str | None = None):
 # ----------------------------------------------------------------------------- margins
 
 def _as_hist(name, values, bins, range_):
-    """(counts, edges) from raw margins, or a precomputed (counts, edges) pair."""
+    """(counts, edges, (n below, n above)) from raw margins, or a precomputed (counts, edges)
+    pair (nothing known to lie outside it). Raw values outside ``range_`` are counted in
+    the end bins, and how many there are is returned, so the plot can mark those bins."""
     if isinstance(values, tuple) and len(values) == 2:
         counts, edges = (_to_numpy(v, name).astype(float).ravel() for v in values)
         if len(edges) != len(counts) + 1:
             raise ValueError(f"{name}: a precomputed histogram needs len(edges) == "
                              f"len(counts) + 1, got {len(counts)} and {len(edges)}")
-        return counts, edges
+        return counts, edges, (0, 0)
     a = _to_numpy(values, name).astype(float).ravel()
     a = a[np.isfinite(a)]
     if a.size == 0:
         raise ValueError(f"margins[{name!r}] holds no finite values")
+    outside = (0, 0)
     if range_ is not None:  # outliers go into the end bins instead of disappearing
+        outside = (int((a < range_[0]).sum()), int((a > range_[1]).sum()))
         a = np.clip(a, range_[0], range_[1])
-    return np.histogram(a, bins=bins, range=range_)
+    counts, edges = np.histogram(a, bins=bins, range=range_)
+    return counts, edges, outside
+
+
+def _mark_edge_bins(ax, edges, below: int, above: int):
+    """Hatch an end bin that holds values from beyond the axis range, and say so on it."""
+    for n_out, (a, b), text, ha in ((below, edges[:2], f"< {edges[1]:.3g}", "left"),
+                                    (above, edges[-2:], f"> {edges[-2]:.3g}", "right")):
+        if n_out:
+            # a collection, not a patch: the bars of the histogram stay the axis' only patches
+            ax.fill_between([a, b], 0, 1, transform=ax.get_xaxis_transform(), facecolor="none",
+                            edgecolor="0.45", hatch="///", lw=0)
+            ax.text(a if ha == "left" else b, 0.98, f"{text}\n(edge bin)", transform=ax.get_xaxis_transform(),
+                    ha=ha, va="top", fontsize=7, color="0.3")
 
 
 def _common_range(margins: dict, range_):
@@ -249,7 +288,8 @@ def plot_margin_histograms(margins: dict, bins: int = 60, range=None,  # noqa: A
     normalised to fractions of its own samples, so sets of different size compare.
     layout: "overlay" (one axis, step lines) or "grid" (small multiples, shared x axis).
     range: (low, high) for the bins; default: common to all entries, from the 0.5% and
-    99.5% quantiles. Values outside the range are counted in the end bins.
+    99.5% quantiles. Values outside the range are counted in the end bins, which are then
+    hatched and labelled; every curve of a panel uses the same bins.
     ax: draw the overlay into this axis (of your own figure) instead of a new figure.
     colors: name -> matplotlib colour (default: the course's method colours).
     A dashed line marks margin 0: left of it, the sample is misclassified.
@@ -259,6 +299,8 @@ def plot_margin_histograms(margins: dict, bins: int = 60, range=None,  # noqa: A
         raise ValueError(f"layout must be 'overlay' or 'grid', got {layout!r}")
     rng = _common_range(margins, range)
     hists = {k: _as_hist(k, v, bins, rng) for k, v in margins.items()}
+    outside = {k: h[2] for k, h in hists.items()}
+    hists = {k: h[:2] for k, h in hists.items()}
     if ax is not None:
         layout = "overlay"
         fig = ax.figure
@@ -283,9 +325,12 @@ def plot_margin_histograms(margins: dict, bins: int = 60, range=None,  # noqa: A
                  fill=(layout == "grid"), alpha=0.6 if layout == "grid" else 1.0)
         if layout == "grid":
             a.set_title(str(name), fontsize=10)
-    for a in (axes if layout == "overlay" else axes[:len(hists)]):
+    for i, a in enumerate(axes if layout == "overlay" else axes[:len(hists)]):
         if layout == "grid":  # a panel above an empty slot must keep its tick labels
             a.xaxis.set_tick_params(labelbottom=True)
+        names = list(hists) if layout == "overlay" else [list(hists)[i]]
+        _mark_edge_bins(a, hists[names[0]][1], sum(outside[k][0] for k in names),
+                        sum(outside[k][1] for k in names))
         a.axvline(0, color="black", ls="--", lw=0.8)
         a.set_xlabel(xlabel)
         a.set_ylabel("fraction of samples")
@@ -313,24 +358,37 @@ def plot_margin_histograms(margins: dict, bins: int = 60, range=None,  # noqa: A
 
 def plot_margin_vs_gradnorm(margins: dict, gradnorms: dict, *, title: str | None = None,
                             eps: float = 8 / 255, norm: str = "L1", max_points: int = 1500,
-                            seed: int = 0):
+                            seed: int = 0, layout: str = "overlay"):
     """Scatter of logit margin (x) against ``||grad_x margin||`` (y, log scale) per method.
 
     margins, gradnorms: name -> (N,) arrays with the same names. The line
     ``margin = eps * ||grad||_1`` is the first-order flip boundary at budget ``eps``:
     points to its left (small margin for their gradient) flip within eps to first order.
     At most ``max_points`` points per method are drawn (a fixed random subset).
+    layout: "overlay" (one axis) or "grid" (small multiples: one panel per method, shared
+    axes, so overlapping clouds do not hide each other).
     """
+    if layout not in ("overlay", "grid"):
+        raise ValueError(f"layout must be 'overlay' or 'grid', got {layout!r}")
     _check_dict("margins", margins)
     _check_dict("gradnorms", gradnorms)
     if set(margins) != set(gradnorms):
         raise ValueError(f"margins and gradnorms must have the same names, got "
                          f"{sorted(margins)} and {sorted(gradnorms)}")
-    fig = Figure(figsize=(7, 4.6), layout="constrained")
-    ax = fig.subplots()
+    if layout == "grid":
+        cols = min(len(margins), 3)
+        rows = math.ceil(len(margins) / cols)
+        fig = Figure(figsize=(4.3 * cols, 3.4 * rows), layout="constrained")
+        axes = list(np.ravel(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)))
+        for extra in axes[len(margins):]:
+            extra.set_visible(False)
+    else:
+        fig = Figure(figsize=(7, 4.6), layout="constrained")
+        axes = [fig.subplots()] * len(margins)
     rng = np.random.default_rng(seed)
     gmin, gmax = math.inf, 0.0
     for i, name in enumerate(margins):
+        ax = axes[i]
         m = _to_numpy(margins[name], name).astype(float).ravel()
         g = _to_numpy(gradnorms[name], name).astype(float).ravel()
         if m.shape != g.shape:
@@ -345,23 +403,28 @@ def plot_margin_vs_gradnorm(margins: dict, gradnorms: dict, *, title: str | None
             gmin, gmax = min(gmin, g.min()), max(gmax, g.max())
         ax.scatter(m, g, s=7, alpha=0.45, color=method_color(name, i), label=str(name),
                    edgecolors="none")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    if eps and math.isfinite(gmin) and gmax > 0:
-        gg = np.geomspace(gmin, gmax, 100)
-        ax.plot(eps * gg, gg, color="black", lw=1,
-                label=rf"flip line: margin = $\epsilon\|\nabla\|$ ($\epsilon$={eps * 255:.0f}/255)")
-    ax.axvline(0, color="gray", ls="--", lw=0.8)
-    ax.set_xlabel(r"logit margin $m = z_y - \max_{k\neq y} z_k$")
-    ax.set_ylabel(rf"$\|\nabla_x m\|_{{{norm[1:] if norm.upper().startswith('L') else norm}}}$ (log scale)")
-    ax.grid(alpha=0.3, which="both")
-    leg = ax.legend(fontsize=8, markerscale=2)
-    for h in leg.legend_handles:
-        if hasattr(h, "set_alpha"):
-            h.set_alpha(1)
-    ax.set_title(title or "margin vs input-gradient norm")
+    for ax in dict.fromkeys(axes[:len(margins)]):   # each panel once
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        if eps and math.isfinite(gmin) and gmax > 0:
+            gg = np.geomspace(gmin, gmax, 100)
+            ax.plot(eps * gg, gg, color="black", lw=1,
+                    label=rf"flip line: margin = $\epsilon\|\nabla\|$ ($\epsilon$={eps * 255:.0f}/255)")
+        ax.axvline(0, color="gray", ls="--", lw=0.8)
+        ax.set_xlabel(r"logit margin $m = z_y - \max_{k\neq y} z_k$")
+        ax.set_ylabel(rf"$\|\nabla_x m\|_{{{norm[1:] if norm.upper().startswith('L') else norm}}}$ (log scale)")
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.grid(alpha=0.3, which="both")
+        leg = ax.legend(fontsize=8, markerscale=2)
+        for h in leg.legend_handles:
+            if hasattr(h, "set_alpha"):
+                h.set_alpha(1)
+    if layout == "grid":
+        fig.suptitle(title or "margin vs input-gradient norm")
+    else:
+        axes[0].set_title(title or "margin vs input-gradient norm")
     return fig
 
 
@@ -390,8 +453,11 @@ def histogram_range(*margin_sets, pad: float = 0.5):
 
 
 def _hist(ax, margins, edges, **kw):
-    clipped = np.clip(margins, edges[0], edges[-1])
-    ax.hist(clipped, bins=edges, density=True, **kw)
+    """Fractions of ``margins`` per bin of ``edges``; values beyond go to the marked end bins."""
+    margins = np.asarray(margins, dtype=np.float64).ravel()
+    ax.hist(np.clip(margins, edges[0], edges[-1]), bins=edges,
+            weights=np.full(margins.size, 1.0 / max(margins.size, 1)), **kw)
+    _mark_edge_bins(ax, edges, int((margins < edges[0]).sum()), int((margins > edges[-1]).sum()))
 
 
 def threshold_figure(info, reference, *, reference_label, tier, data_label, eval_label,
@@ -417,7 +483,7 @@ def threshold_figure(info, reference, *, reference_label, tier, data_label, eval
     ax.set_xlim(lo, hi)
     ax.set_xlabel(f"adversarial logit margin z_y - max_(k!=y) z_k  (PGD-{eval_steps}, "
                   f"eps {eps_text(tier.eps)}; < 0 = wrong)")
-    ax.set_ylabel("density")
+    ax.set_ylabel("fraction of samples")
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(f"margins of {info['n_eval']} {eval_label}: PGD accuracy "
                  f"{info['pgd_acc']:.1%}, {info['frac_small']:.1%} in [0, 1)", fontsize=10)
@@ -469,7 +535,7 @@ def compare_thresholds(infos, reference_margins=None, *, reference_label="AT (be
                      f"median margin {info['margin_median']:.2f}, PGD acc {info['pgd_acc']:.1%}",
                      fontsize=9)
         ax.set_xlabel("adversarial logit margin")
-    axes[0].set_ylabel("density")
+    axes[0].set_ylabel("fraction of samples")
     axes[0].legend(fontsize=8, loc="upper left")
     where = f" - {getattr(tier, 'name', tier)} tier" if tier else ""
     fig.suptitle(f"Threshold explorer without a kernel: SOVR fine-tuning at several switching "

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .attacks import attack_dataset
+from .attacks import attack_dataset, eval_mode
 from .checks import check_choice, check_eps, check_images, check_labels, check_number, check_steps
 from .data import CLASSES
+from .devices import model_device
 from .evaluate import predictions
 from .margins import collect_margins, margin_summary
 from .plots import eps_text, histogram_range, rule_text, show_adversarial_examples, threshold_figure
@@ -70,7 +71,7 @@ def figure_png(fig: Figure, dpi: int = 90) -> bytes:
 # --------------------------------------------------------------------------- eps slider
 
 def eps_view(model, x, y, eps, *, steps: int = 10, classes=CLASSES, n_show: int = 6,
-             seed: int = 0):
+             seed: int = 0, eps_max: float | None = None):
     """PGD at one eps: ``(info, Figure)``; a pure function of its arguments.
 
     x: (N, 3, H, W) images, float in [0, 1] (uint8 is converted); y: (N,) labels.
@@ -79,7 +80,10 @@ def eps_view(model, x, y, eps, *, steps: int = 10, classes=CLASSES, n_show: int 
     start seeded by ``seed``; the caller's random stream is untouched), model in eval mode.
     info: ``eps``, ``steps``, ``n``, ``clean_accuracy``, ``accuracy`` (under the attack)
     and ``n_flipped`` (predictions that changed). The figure shows the first ``n_show``
-    images: clean, perturbation (magnified), adversarial, with predicted classes.
+    images: clean, perturbation, adversarial, with predicted classes, and the class
+    probabilities before and after. The perturbation is magnified by ``0.5 / eps_max``
+    (default ``eps``): the slider passes its largest eps, so the scale stays fixed and the
+    perturbation visibly grows with eps.
     """
     _check_model(model)
     x = _float_images(x, "x").cpu()
@@ -91,8 +95,10 @@ def eps_view(model, x, y, eps, *, steps: int = 10, classes=CLASSES, n_show: int 
     steps = check_steps(steps)
     n_show = min(check_number("n_show", n_show, low=1, integer=True), x.shape[0])
     y = y.long().cpu()
+    scale = eps if eps_max is None else float(check_eps(eps_max, "eps_max"))
     x_adv = attack_dataset(model, x, y, eps=eps, steps=steps, seed=seed, batch_size=256)
     clean_pred, adv_pred = predictions(model, x), predictions(model, x_adv)
+    probs = [_probabilities(model, v[:n_show]) for v in (x, x_adv)]
     info = {"eps": eps, "steps": steps, "n": int(x.shape[0]),
             "clean_accuracy": (clean_pred == y).float().mean().item(),
             "accuracy": (adv_pred == y).float().mean().item(),
@@ -101,8 +107,15 @@ def eps_view(model, x, y, eps, *, steps: int = 10, classes=CLASSES, n_show: int 
              f"(clean {info['clean_accuracy']:.1%}); {info['n_flipped']} of {info['n']} "
              "predictions changed")
     fig = show_adversarial_examples(x, x_adv, y, clean_pred, adv_pred, classes, n=n_show,
-                                    title=title, amplify=0.5 / eps if eps > 0 else None)
+                                    title=title, amplify=0.5 / scale if scale > 0 else None,
+                                    probs_clean=probs[0], probs_adv=probs[1])
     return info, fig
+
+
+def _probabilities(model, x):
+    """Softmax probabilities (N, K) of ``x`` on the CPU, model in eval mode, no gradients."""
+    with eval_mode(model), torch.no_grad():
+        return torch.softmax(model(x.to(model_device(model))).float(), dim=1).cpu()
 
 
 def _eps_label(info) -> str:
@@ -129,7 +142,7 @@ class EpsExplorer:
         eps_max = float(check_eps(eps_max, "eps_max"))
         self.model, self.y = model, y
         self.kwargs = {"steps": check_steps(steps), "classes": tuple(classes),
-                       "n_show": n_show, "seed": seed}
+                       "n_show": n_show, "seed": seed, "eps_max": eps_max}
         self.cache = {}
         k_max = max(1, int(round(eps_max * 255)))
         start = min(8, k_max) if value is None else int(check_number("value", value, low=0,

@@ -34,7 +34,7 @@ def test_eps_zero_is_the_clean_accuracy_and_flips_nothing(trained_model, eval_ba
     info, fig = sw.eps_view(trained_model, x, y, 0.0)
     assert info["accuracy"] == info["clean_accuracy"] == pytest.approx(accuracy(trained_model, x, y))
     assert info["n_flipped"] == 0 and info["n"] == len(y)
-    assert isinstance(fig, Figure) and len(fig.axes) == 3 * 6
+    assert isinstance(fig, Figure) and len(fig.axes) == 4 * 6   # 3 image rows + class probabilities
 
 
 def test_larger_eps_never_raises_accuracy_much(trained_model, eval_batch):
@@ -60,7 +60,7 @@ def test_eps_view_is_deterministic_and_leaves_rng_and_model_alone(trained_model,
 def test_eps_view_accepts_uint8_and_one_step(trained_model, small_split):
     _, (xe, ye) = small_split
     info, fig = sw.eps_view(trained_model, xe[:8], ye[:8], 16 / 255, steps=1, n_show=20)
-    assert info["n"] == 8 and len(fig.axes) == 3 * 8     # n_show capped at the batch
+    assert info["n"] == 8 and len(fig.axes) == 4 * 8     # n_show capped at the batch
 
 
 @pytest.mark.parametrize("kwargs, match", [
