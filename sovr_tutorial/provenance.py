@@ -69,8 +69,8 @@ class Session:
     """The run of one notebook: what it used, and since when.
 
     tier: the Tier in use; data_info: ``load_data``'s info (or None when the notebook reads
-    no images); models: how the models were obtained, in words. ``footer()`` is the
-    markdown of the provenance footer.
+    no images and trains nothing: then the footer names the tier only); models: how the
+    models were obtained, in words. ``footer()`` is the markdown of the provenance footer.
     """
 
     def __init__(self, tier, data_info=None, *, seed=None, models: str = ""):
@@ -92,15 +92,16 @@ class Session:
         env = environment()
         t = self.tier
         minutes, seconds = divmod(time.perf_counter() - self.started, 60)
-        lines = [f"**Provenance of the outputs above.** {self.setting}; model {t.model} "
-                 f"(width {t.width}), {t.n_train:,} training images, {t.epochs} epochs, "
-                 f"PGD-{t.train_steps} training attack at eps {t.eps * 255:.0f}/255."]
+        lines = [f"**Provenance of the outputs above.** {self.setting}"
+                 + (f"; model {t.model} (width {t.width}), {t.n_train:,} training images, "
+                    f"{t.epochs} epochs, PGD-{t.train_steps} training attack at eps "
+                    f"{t.eps * 255:.0f}/255." if self.data_info else ".")]
         if self.models:
             lines.append(f"Models: {self.models}.")
         if self.data_info and self.data_info.get("path"):
             lines.append(f"Data read from `{self.data_info['path']}`.")
-        lines.append(f"Hardware: {_hardware(env)}, {env.get('torch_threads', '?')} torch "
-                     f"threads; torch {env['torch']}, python {env['python']}"
+        lines.append(f"Hardware: {_hardware(env)}, torch threads: {env.get('torch_threads', '?')}; "
+                     f"torch {env['torch']}, python {env['python']}"
                      + (f", commit {env['git_commit'][:12]}" if env.get("git_commit") else "")
                      + ".")
         lines.append(f"This run took {int(minutes)} min {seconds:.0f} s from the setup cell "

@@ -212,7 +212,7 @@ def _decide(claimed_sign, p, seed_diffs):
     mean = float(np.mean(seed_diffs))
     signs = {int(np.sign(d)) for d in seed_diffs if d != 0}
     if p is None:
-        return "not testable (one seed, no per-image data)"
+        return "not testable with one seed"
     if p < ALPHA and np.sign(mean) == claimed_sign:
         if -claimed_sign in signs:
             return f"mixed: detectable overall (p={p:.2g}) but not in every seed"
@@ -420,10 +420,11 @@ def verdicts_markdown(result: dict) -> str:
                      "or, where only per-seed numbers exist, the seed-paired t-test "
                      "(docs/method.md).")
     if result["left_out"]:
-        lines.append("Left out, collapsed to chance level: " + ", ".join(result["left_out"]) + ".")
+        lines += ["", "Left out, collapsed to chance level: " + ", ".join(result["left_out"]) + "."]
     lines.append("")
     for c in result["claims"]:
-        lines.append(f"{c['claim']}. *{c['says']}.* {c['verdict']}.")
+        says = c["says"][0].upper() + c["says"][1:]
+        lines.append(f"{c['claim']}. *{says}.* {c['verdict']}.")
         lines += [f"   - {e}" for e in c["evidence"]]
     return "\n".join(lines).rstrip() + "\n"
 
