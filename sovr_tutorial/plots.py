@@ -313,7 +313,7 @@ def plot_margin_histograms(margins: dict, bins: int = 60, range=None,  # noqa: A
         cols = min(k, 3)
         rows = math.ceil(k / cols)
         fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
-        axes = list(np.ravel(fig.subplots(rows, cols, sharex=True, squeeze=False)))
+        axes = list(np.ravel(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)))
         for extra in axes[k:]:
             extra.set_visible(False)
     for i, (name, (counts, edges)) in enumerate(hists.items()):
