@@ -263,7 +263,7 @@ def main(argv=None):
     tier = args.tier
     out_dir = Path(args.out or ROOT / "results" / default_folder(tier))
     if args.plot:
-        from .plots import plot_results
+        from .report import plot_results
         for path in plot_results(out_dir):
             print("wrote", path)
         return 0
