@@ -11,6 +11,7 @@ The figures of a results folder (drawn from the runner's files) are in
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -541,4 +542,498 @@ def compare_thresholds(infos, reference_margins=None, *, reference_label="AT (be
     fig.suptitle(f"Threshold explorer without a kernel: SOVR fine-tuning at several switching "
                  f"values{where}, {data_label}, seed {seed}", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- toy world
+
+
+#: Bins of the toy world's margin histograms (logits): the same for every method and seed;
+#: the two edge bins also hold everything beyond them (hatched and labelled, see _hist).
+TOY_BINS = np.linspace(-6.0, 6.0, 49)
+#: Margins are coloured up to this size (red < 0 = wrong, blue > 0 = right).
+TOY_MARGIN_LIMIT = 4.0
+_TOY_CLASS_COLORS = ("#fbb4ae", "#b3cde3", "#ccebc5", "#decbe4", "#fed9a6", "#ffffcc")
+
+
+def _toy_runs(results: list) -> dict:
+    """Results grouped by run slug, in the course's order (AT first, SOVR variants last)."""
+    groups = {}
+    for r in results:
+        groups.setdefault(r.get("slug") or Run(**r["options"]).slug, []).append(r)
+    order = {m: i for i, m in enumerate(("standard", "at", "trades", "mart", "gairat", "sovr"))}
+    rules = ("ratio", "threshold", "boundary")
+
+    def key(slug):
+        run = Run.parse(slug)
+        return order[run.method], rules.index(run.rule), run.value
+    return {s: sorted(groups[s], key=lambda r: r["seed"]) for s in sorted(groups, key=key)}
+
+
+def _toy_color(slug: str, index: int) -> str:
+    run = Run.parse(slug)
+    if run.method == "sovr" and (run.rule, run.value) != ("ratio", 0.4):
+        return _EXTRA_COLORS[index % len(_EXTRA_COLORS)]
+    return method_color(run)
+
+
+def _toy_hist_axes(ax, margins, bins, *, color, label, filled=True):
+    kw = {"alpha": 0.55} if filled else {"histtype": "step", "linewidth": 2}
+    _hist(ax, margins, bins, color=color, label=label, **kw)
+    ax.axvline(0, color="k", linewidth=0.8)
+    ax.set_xlim(bins[0], bins[-1])
+
+
+def _toy_regions_axes(ax, regions: str, grid: int, x, margins, eps: float):
+    """Decision regions (one colour per class, boundaries in black) and each point's eps-box
+    coloured by its margin."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.patches import Rectangle
+
+    labels = (np.frombuffer(regions.encode(), dtype=np.uint8).astype(int)
+              - ord("0")).reshape(grid, grid)
+    cmap = ListedColormap(_TOY_CLASS_COLORS[:labels.max() + 1])
+    ax.imshow(labels, origin="lower", extent=(0, 1, 0, 1), cmap=cmap,
+              interpolation="nearest", vmin=-0.5, vmax=labels.max() + 0.5)
+    x = _to_numpy(x, "x")
+    boxes = [Rectangle((px - eps, py - eps), 2 * eps, 2 * eps) for px, py in x]
+    norm = Normalize(-TOY_MARGIN_LIMIT, TOY_MARGIN_LIMIT)
+    coll = PatchCollection(boxes, cmap="RdBu", norm=norm, alpha=0.55, linewidth=0)
+    coll.set_array(np.clip(np.asarray(margins, dtype=np.float64), -TOY_MARGIN_LIMIT,
+                           TOY_MARGIN_LIMIT))
+    ax.add_collection(coll)
+    # the decision boundaries on top: cells whose right or upper neighbour is another class
+    edge = np.zeros_like(labels, dtype=bool)
+    edge[:, :-1] |= labels[:, 1:] != labels[:, :-1]
+    edge[:-1, :] |= labels[1:, :] != labels[:-1, :]
+    ax.imshow(np.ma.masked_where(~edge, edge), origin="lower", extent=(0, 1, 0, 1),
+              cmap=ListedColormap(["k"]), interpolation="nearest", zorder=3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return coll
+
+
+def plot_toy_regions(results: list, x, *, eps: float, title: str | None = None):
+    """Decision regions of each run (one seed), side by side, with every training point's
+    eps-box coloured by its adversarial margin (PGD-20).
+
+    results: toy result dicts of one seed (each with "regions", "label" and the per-point
+    margins "margins" -> "train_adv" -> "values" in the order of ``x``); x: (N, 2) the
+    training points in [0, 1]; eps: the L-inf budget (the box half-width).
+    """
+    if not results:
+        raise ValueError("results must hold at least one toy result")
+    n = len(results)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.3 * cols + 0.8, 3.5 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    coll = None
+    for ax, r in zip(axes, _toy_order(results)):
+        coll = _toy_regions_axes(ax, r["regions"]["labels"], r["regions"]["grid"], x,
+                                 r["margins"]["train_adv"]["values"], eps)
+        q = r["train_margin_quantiles"]
+        ax.set_title(f"{r['label']}\nPGD-20 {r['pgd_acc']:.1%}, margin attack "
+                     f"{r['margin_attack_acc']:.1%}\ntraining margins q10 {q['q10']:+.2f}, "
+                     f"q50 {q['q50']:+.2f}", fontsize=8.5)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    bar = fig.colorbar(coll, ax=list(axes[:n]), shrink=0.8, pad=0.02)
+    bar.set_label(f"adversarial margin of the point (clipped at +-{TOY_MARGIN_LIMIT:g}); "
+                  "< 0 = wrong", fontsize=8)
+    seed = results[0]["seed"]
+    fig.suptitle(title or f"Toy world, seed {seed}: decision regions (colour = predicted "
+                 f"class) and each training point's eps-box (eps {eps:g}), coloured by its "
+                 "adversarial margin", fontsize=10)
+    return fig
+
+
+def _toy_order(results: list) -> list:
+    return [r for rs in _toy_runs(results).values() for r in rs]
+
+
+def _peak_text(rs, key) -> str:
+    counts = [len(r[key]) for r in rs]
+    return ",".join(str(c) for c in counts)
+
+
+def plot_toy_margins(results: list, bins=TOY_BINS):
+    """Adversarial-margin histograms per run (columns) of training and test points (rows),
+    pooled over seeds, on the same bins; y = fraction of samples; hatched edge bins hold
+    everything beyond the range. Each panel names q10 / q50 / q90 (mean over seeds) and the
+    number of peaks per seed (:func:`sovr_tutorial.margins.margin_peaks`)."""
+    groups = _toy_runs(results)
+    if not groups:
+        raise ValueError("results must hold at least one toy result")
+    n = len(groups)
+    fig = Figure(figsize=(2.6 * n + 0.6, 5.6))
+    # y = fraction of points everywhere; each column (one run) its own scale, so a spike
+    # (GAIRAT's) does not flatten the others
+    axes = fig.subplots(2, n, squeeze=False, sharex=True, sharey="col")
+    for c, (slug, rs) in enumerate(groups.items()):
+        color = _toy_color(slug, c)
+        for row, (key, peaks, name) in enumerate((("train_adv", "train_peaks", "training"),
+                                                  ("test_adv", "test_peaks", "test"))):
+            ax = axes[row, c]
+            values = np.concatenate([r["margins"][key]["values"] for r in rs])
+            _toy_hist_axes(ax, values, bins, color=color, label=None)
+            q = {k: np.mean([r["margins"][key]["margin"][k] for r in rs])
+                 for k in ("q10", "q50", "q90")}
+            for k, style in (("q10", ":"), ("q50", "--"), ("q90", ":")):
+                ax.axvline(q[k], color=color, linestyle=style, linewidth=1.2)
+            ax.set_title(f"{rs[0]['label']}, {name}\nq10/50/90 {q['q10']:+.1f}/{q['q50']:+.1f}/"
+                         f"{q['q90']:+.1f}; peaks {_peak_text(rs, peaks)}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"fraction of {name} points")
+            if row == 1:
+                ax.set_xlabel("adversarial margin (PGD-20)")
+    seeds = sorted({r["seed"] for r in results})
+    fig.suptitle(f"Toy world: adversarial logit margins, {len(seeds)} seeds pooled "
+                 f"(seeds {','.join(map(str, seeds))}); dotted: q10 and q90, dashed: median; "
+                 "hatched: overflow bins", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _mean_std(values):
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def toy_summary(results: list) -> list:
+    """One row per run slug: mean and std over seeds of the toy measures (dicts)."""
+    rows = []
+    for slug, rs in _toy_runs(results).items():
+        row = {"slug": slug, "label": rs[0]["label"], "seeds": [r["seed"] for r in rs]}
+        for key, get in (("clean", lambda r: r["clean_acc"]), ("pgd", lambda r: r["pgd_acc"]),
+                         ("margin_attack", lambda r: r["margin_attack_acc"]),
+                         ("aa", lambda r: r["autoattack"].get("robust", np.nan)),
+                         ("robust_train", lambda r: r["robust_train_acc"]),
+                         ("q10", lambda r: r["train_margin_quantiles"]["q10"]),
+                         ("q50", lambda r: r["train_margin_quantiles"]["q50"]),
+                         ("q90", lambda r: r["train_margin_quantiles"]["q90"]),
+                         ("test_q10", lambda r: r["test_margin_quantiles"]["q10"]),
+                         ("test_q50", lambda r: r["test_margin_quantiles"]["q50"]),
+                         ("test_q90", lambda r: r["test_margin_quantiles"]["q90"]),
+                         ("train_peaks", lambda r: len(r["train_peaks"])),
+                         ("test_peaks", lambda r: len(r["test_peaks"])),
+                         ("grad_norm", lambda r: r["margins"]["train_adv"]["grad_norm_l1"]["q50"]),
+                         ("seconds", lambda r: r["seconds"])):
+            row[key] = _mean_std([get(r) for r in rs])
+        rows.append(row)
+    return rows
+
+
+def toy_table(results: list) -> str:
+    """The toy summary as a Markdown table (mean +- std over seeds)."""
+    def pct(ms):
+        return f"{100 * ms[0]:.1f} ± {100 * ms[1]:.1f}"
+
+    def num(ms, f="+.2f"):
+        return f"{ms[0]:{f}} ± {ms[1]:.2f}"
+
+    lines = ["| run | seeds | clean (%) | PGD-20 (%) | margin attack (%) | AA custom (%) | "
+             "train q10 / q50 / q90 | test q10 / q50 / q90 | peaks train / test | s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in toy_summary(results):
+        lines.append(
+            f"| {r['label']} | {len(r['seeds'])} | {pct(r['clean'])} | {pct(r['pgd'])} | "
+            f"{pct(r['margin_attack'])} | {pct(r['aa'])} | {num(r['q10'])} / {num(r['q50'])} / "
+            f"{num(r['q90'])} | {num(r['test_q10'])} / {num(r['test_q50'])} / "
+            f"{num(r['test_q90'])} | {r['train_peaks'][0]:.1f} / {r['test_peaks'][0]:.1f} | "
+            f"{r['seconds'][0]:.0f} |")
+    return "\n".join(lines)
+
+
+def plot_toy_accuracy(results: list):
+    """Clean, PGD-20 (CE), margin-attack and AutoAttack (custom) accuracy per run on the
+    test points: mean +- std over seeds (bars) and each seed (dots)."""
+    rows = toy_summary(results)
+    groups = _toy_runs(results)
+    keys = (("clean", "clean"), ("pgd", "PGD-20 (CE)"),
+            ("margin_attack", "PGD-50 on the margin, 3 restarts"),
+            ("aa", "AutoAttack custom (APGD-CE + APGD-T)"))
+    getters = {"clean": lambda r: r["clean_acc"], "pgd": lambda r: r["pgd_acc"],
+               "margin_attack": lambda r: r["margin_attack_acc"],
+               "aa": lambda r: r["autoattack"].get("robust", np.nan)}
+    fig = Figure(figsize=(max(7.0, 1.3 * len(rows) + 2), 4.2))
+    ax = fig.subplots()
+    width = 0.8 / len(keys)
+    shades = ("0.75", "tab:blue", "tab:red", "tab:purple")
+    for k, ((key, name), shade) in enumerate(zip(keys, shades)):
+        xs = np.arange(len(rows)) + (k - (len(keys) - 1) / 2) * width
+        means = [100 * r[key][0] for r in rows]
+        stds = [100 * r[key][1] for r in rows]
+        ax.bar(xs, means, width, yerr=stds, color=shade, alpha=0.8, label=name, capsize=2)
+        for x, rs in zip(xs, groups.values()):
+            ax.plot([x] * len(rs), [100 * getters[key](r) for r in rs], "k.", markersize=2.5)
+    ax.set_xticks(np.arange(len(rows)))
+    ax.set_xticklabels([r["label"] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    lo = min(100 * getters[k](r) for k, _ in keys for r in results) - 5
+    ax.set_ylim(max(0, 10 * math.floor(lo / 10)), 100)
+    ax.legend(fontsize=8, loc="lower left")
+    seeds = sorted({r["seed"] for r in results})
+    ax.set_title(f"Toy world: accuracy under attack, mean ± std over {len(seeds)} seeds "
+                 "(dots: seeds)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _paired_shift(at_runs, runs, edges):
+    """Per seed present in both: mean over training points of (margin - AT's margin) in each
+    bin of AT's margin; returns (seeds x bins) with NaN for empty bins."""
+    at = {r["seed"]: np.asarray(r["margins"]["train_adv"]["values"]) for r in at_runs}
+    out = []
+    for r in runs:
+        if r["seed"] not in at:
+            continue
+        base, mine = at[r["seed"]], np.asarray(r["margins"]["train_adv"]["values"])
+        which = np.digitize(base, edges) - 1
+        out.append([float(np.mean(mine[which == b] - base[which == b]))
+                    if (which == b).any() else np.nan for b in range(len(edges) - 1)])
+    return np.asarray(out)
+
+
+def plot_toy_switch(results: list):
+    """Section 4 of the toy world: where SOVR moves the margins, and why.
+
+    Left: for each SOVR variant, its adversarial training margin minus AT's on the same
+    point (same seed: same data, initial weights and batch order), averaged within bins of
+    AT's margin; mean ± std over seeds. Middle: OVR's push on the margin over CE's
+    (:func:`sovr_tutorial.toy.margin_push`, medians per margin bin of AT's adversarial
+    training logits, each seed a line) against the two-logit formula
+    sigmoid(-m/2) / sigmoid(-m), with the margins below which the ratio rule switches.
+    Right: training-margin q10 / q50 / q90 per run (mean ± std over seeds).
+    """
+    groups = _toy_runs(results)
+    if "at" not in groups:
+        raise ValueError("plot_toy_switch needs the AT runs (the reference)")
+    sovr = {s: rs for s, rs in groups.items() if s.startswith("sovr")}
+    fig = Figure(figsize=(16, 4.6))
+    ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.1, 1.1]})
+    edges = np.linspace(-5.0, 5.0, 21)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for i, (slug, rs) in enumerate(sovr.items()):
+        shift = _paired_shift(groups["at"], rs, edges)
+        with warnings.catch_warnings():   # a bin empty in every seed stays NaN (a gap)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(shift, axis=0)
+            std = (np.nanstd(shift, axis=0, ddof=1) if len(shift) > 1
+                   else np.zeros_like(mean))
+        color = _toy_color(slug, i)
+        ax1.plot(centres, mean, marker="o", markersize=3, color=color,
+                 label=f"{rs[0]['label']} ({len(shift)} seeds)")
+        ax1.fill_between(centres, mean - std, mean + std, color=color, alpha=0.15)
+    ax1.axhline(0, color="k", linewidth=0.8)
+    ax1.axvline(0, color="k", linewidth=0.8, linestyle=":")
+    ax1.set_xlabel("AT's adversarial margin of the training point")
+    ax1.set_ylabel("SOVR's margin minus AT's (same point)")
+    ax1.set_title("where SOVR moves the margins (training points)", fontsize=10)
+    ax1.legend(fontsize=7)
+
+    at_runs = groups["at"]
+    for r in at_runs:
+        p = r["push"]
+        e = np.asarray(p["edges"])
+        ratio = np.array([np.nan if v is None else v for v in p["ratio"]])
+        ax2.plot((e[:-1] + e[1:]) / 2, ratio, color=method_color("at"), alpha=0.5,
+                 linewidth=1, marker=".", markersize=3)
+    m = np.linspace(-6, 6, 200)
+    sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+    ax2.plot(m, sig(-m / 2) / sig(-m), color="k", linestyle="--", linewidth=1,
+             label="two logits (m/2, -m/2): sigmoid(-m/2) / sigmoid(-m)")
+    ax2.plot([], [], color=method_color("at"), label="measured on AT's logits (one line per seed)")
+    for frac, style in ((0.2, ":"), (0.4, "-.")):
+        q = np.mean([np.quantile(r["margins"]["train_adv"]["values"], frac) for r in at_runs])
+        ax2.axvline(q, color="tab:orange", linestyle=style,
+                    label=f"ratio {frac:g} switches margins below {q:+.2f} (AT)")
+    ax2.axhline(1, color="k", linewidth=0.8)
+    ax2.axvline(0, color="k", linewidth=0.8, linestyle=":")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("adversarial margin")
+    ax2.set_ylabel("OVR's push on the margin / CE's (median)")
+    ax2.set_title("OVR's push on the margin over CE's", fontsize=10)
+    ax2.legend(fontsize=7)
+
+    rows = [r for r in toy_summary(results)]
+    xs = np.arange(len(rows))
+    for key, style, name in (("q10", "v", "q10"), ("q50", "o", "median"), ("q90", "^", "q90")):
+        ax3.errorbar(xs, [r[key][0] for r in rows], yerr=[r[key][1] for r in rows],
+                     fmt=style, capsize=3, label=name,
+                     color={"q10": "tab:red", "q50": "k", "q90": "tab:blue"}[key])
+    ax3.axhline(0, color="k", linewidth=0.8)
+    ax3.set_xticks(xs)
+    ax3.set_xticklabels([r["label"] for r in rows], rotation=25, ha="right", fontsize=7.5)
+    ax3.set_ylabel("adversarial training margin")
+    ax3.set_title("training-margin quantiles (mean ± std over seeds)", fontsize=10)
+    ax3.legend(fontsize=7)
+    seeds = sorted({r["seed"] for r in results})
+    fig.suptitle(f"Toy world, seeds {','.join(map(str, seeds))}: SOVR's effect on the margins "
+                 "and the push of OVR against CE", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_toy_explorer(reference: dict, info: dict, x, *, eps: float, bins=TOY_BINS,
+                      title: str | None = None):
+    """The toy explorer's picture of one move (:func:`sovr_tutorial.toy.toy_move`).
+
+    Left: the fine-tuned model's decision regions with the held-out points' eps-boxes
+    coloured by their adversarial margins; middle: held-out margin histograms of AT
+    (``reference``, from :func:`sovr_tutorial.toy.measure_toy_model`) and of SOVR on the
+    same bins (fraction of points; hatched edge bins hold the overflow); right: accuracy
+    under PGD-20 and under the margin attack, AT against SOVR. x: (N, 2) held-out points.
+    """
+    fig = Figure(figsize=(13.5, 4.2))
+    ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.5, 0.9]})
+    _toy_regions_axes(ax1, info["regions"], info["grid"], x, info["margins"], eps)
+    ax1.set_title(f"{info['label']}: regions and held-out eps-boxes\n(red: wrong under "
+                  "PGD-20, blue: right)", fontsize=9)
+    _toy_hist_axes(ax2, reference["margins"], bins, color=method_color("at"),
+                   label=f"AT before fine-tuning (q10 {reference['q10']:+.2f}, median "
+                         f"{reference['q50']:+.2f})", filled=False)
+    _toy_hist_axes(ax2, info["margins"], bins, color=method_color("sovr"),
+                   label=f"{info['label']} (q10 {info['q10']:+.2f}, median {info['q50']:+.2f})")
+    ax2.set_xlabel("adversarial margin of held-out points (PGD-20); < 0 = wrong")
+    ax2.set_ylabel("fraction of held-out points")
+    ax2.legend(fontsize=8, loc="upper left")
+    ax2.set_title(f"switched to OVR during fine-tuning: {info['switched_fraction']:.1%} of "
+                  "samples", fontsize=9)
+    names = ("clean", "PGD-20", "margin attack")
+    keys = ("clean_acc", "pgd_acc", "margin_attack_acc")
+    xs = np.arange(len(keys))
+    for k, (d, name, color) in enumerate(((reference, "AT", method_color("at")),
+                                          (info, "SOVR", method_color("sovr")))):
+        vals = [100 * d[key] for key in keys]
+        ax3.bar(xs + (k - 0.5) * 0.38, vals, 0.38, color=color, alpha=0.8, label=name)
+        for x_, v in zip(xs + (k - 0.5) * 0.38, vals):
+            ax3.text(x_, v + 0.5, f"{v:.1f}", ha="center", fontsize=7)
+    ax3.set_xticks(xs)
+    ax3.set_xticklabels(names, fontsize=8)
+    ax3.set_ylim(0, 105)
+    ax3.set_ylabel("held-out accuracy (%)")
+    ax3.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or f"{info['label']}: {info['steps']} fine-tuning steps from AT",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- the margin movie
+
+def _movie_xlim(frames: dict, edges) -> tuple:
+    """x limits of every movie panel: all non-empty bins of all frames, and 0, plus a bin."""
+    occupied = np.zeros(len(edges) - 1, dtype=bool)
+    for r in frames["runs"]:
+        for key in ("train", "heldout"):
+            occupied |= np.asarray(r[key]).sum(0) > 0
+    nz = np.flatnonzero(occupied)
+    width = edges[1] - edges[0]
+    lo, hi = (edges[nz[0]], edges[nz[-1] + 1]) if nz.size else (edges[0], edges[-1])
+    return min(lo, 0.0) - width, max(hi, 0.0) + width
+
+
+def _movie_panel(ax, run_frames: dict, i: int, edges, color):
+    """One frame: the training slice filled, the held-out points as a black line, both in
+    fractions of their samples; non-empty edge bins hatched (they hold the overflow)."""
+    tr = np.asarray(run_frames["train"][i], float) / run_frames["n_train"]
+    he = np.asarray(run_frames["heldout"][i], float) / run_frames["n_heldout"]
+    ax.stairs(tr, edges, fill=True, color=color, alpha=0.55,
+              label=f"training slice (n={run_frames['n_train']})")
+    ax.stairs(he, edges, color="black", lw=1.0, label=f"held-out (n={run_frames['n_heldout']})")
+    _mark_edge_bins(ax, edges, int(tr[0] + he[0] > 0), int(tr[-1] + he[-1] > 0))
+    ax.axvline(0, color="black", ls="--", lw=0.8)
+    ax.grid(alpha=0.3)
+
+
+def _movie_note(run_frames: dict, i: int, peaks: list) -> str:
+    acc = run_frames["train_slice_pgd_acc"][i]
+    acc = "" if acc is None else f"\nPGD acc, train slice {acc:.0%}"
+    return f"peaks: {peaks[i]}{acc}"
+
+
+def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
+    """One epoch of the margin movie (:mod:`sovr_tutorial.movie`): a panel per run, side by
+    side, each with the adversarial margins of the training slice (filled) and of the
+    held-out points (line) on the movie's fixed bins, in fractions of samples.
+
+    All panels share the x range (every frame of the movie fits in it, so it does not jump
+    between epochs) and the y range of this epoch. A hatched edge bin holds margins from
+    beyond the bins' range. The note in a panel gives the peak count of the training
+    slice's margins (:func:`sovr_tutorial.movie.peak_counts`) and its PGD accuracy.
+    """
+    from .movie import check_frames, epoch_index, key_epochs, peak_counts
+
+    check_frames(frames)
+    edges = np.asarray(frames["edges"], float)
+    runs = frames["runs"]
+    fig = Figure(figsize=(3.3 * len(runs) + 0.6, 3.2), layout="constrained")
+    axes = np.ravel(fig.subplots(1, len(runs), sharex=True, sharey=True, squeeze=False))
+    for k, (ax, r) in enumerate(zip(axes, runs)):
+        i = epoch_index(r, epoch)
+        _movie_panel(ax, r, i, edges, method_color(r["slug"], k))
+        ax.set_title(r["label"], fontsize=10)
+        ax.text(0.02, 0.97, _movie_note(r, i, peak_counts(r)), transform=ax.transAxes,
+                va="top", fontsize=7.5)
+        ax.set_xlabel("adversarial margin")
+    axes[0].set_xlim(*_movie_xlim(frames, edges))
+    axes[0].set_ylabel("fraction of samples")
+    axes[-1].legend(fontsize=7, loc="upper right")
+    last = max(runs[0]["epochs"])
+    lr = runs[0]["lr"][epoch_index(runs[0], epoch)]
+    head = f"epoch {epoch} of {last}" + (f", lr {lr:g}" if lr is not None else "")
+    notes = [f"{name} {e}" for name, e in key_epochs(frames).items() if e <= epoch]
+    fig.suptitle(title or head + (f" ({'; '.join(notes)})" if notes else ""), fontsize=10)
+    return fig
+
+
+def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | None = None):
+    """The margin movie as small multiples: one row per run, the chosen ``epochs`` as
+    columns (default: ``n`` evenly spread ones plus the epochs where the learning rate
+    drops and GAIRAT's re-weighting starts, :func:`sovr_tutorial.movie.key_epochs`).
+
+    Every panel uses the movie's fixed bins and the same x range; y is the fraction of
+    samples, shared down a column (one epoch, all methods on one scale). Training slice
+    filled, held-out points as a line; hatched edge bins hold the overflow.
+    """
+    from .movie import check_frames, common_epochs, epoch_index, key_epochs, peak_counts, pick_epochs
+
+    check_frames(frames)
+    keys = key_epochs(frames)
+    available = common_epochs(frames)
+    epochs = pick_epochs(available, n=n, include=keys.values()) if epochs is None else \
+        sorted(int(e) for e in epochs)
+    missing = [e for e in epochs if e not in available]
+    if missing or not epochs:
+        raise ValueError(f"plot_margin_movie: no frames of epochs {missing or epochs} in every "
+                         f"run (recorded: {available[0]}..{available[-1]})")
+    edges = np.asarray(frames["edges"], float)
+    runs = frames["runs"]
+    fig = Figure(figsize=(2.5 * len(epochs) + 0.8, 1.9 * len(runs) + 0.8), layout="constrained")
+    axes = fig.subplots(len(runs), len(epochs), sharex=True, sharey="col", squeeze=False)
+    starts = {e: name.replace(" from", "") for name, e in keys.items()}
+    for row, r in enumerate(runs):
+        peaks = peak_counts(r)
+        for col, e in enumerate(epochs):
+            ax = axes[row, col]
+            i = epoch_index(r, e)
+            _movie_panel(ax, r, i, edges, method_color(r["slug"], row))
+            ax.text(0.02, 0.97, _movie_note(r, i, peaks), transform=ax.transAxes, va="top",
+                    fontsize=6.5)
+            if row == 0:
+                ax.set_title(f"epoch {e}" + (f"\n({starts[e]} here)" if e in starts else ""),
+                             fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"{r['label']}\nfraction", fontsize=9)
+            if row == len(runs) - 1:
+                ax.set_xlabel("adversarial margin", fontsize=8)
+    axes[0, 0].set_xlim(*_movie_xlim(frames, edges))
+    axes[0, -1].legend(fontsize=6, loc="upper right")
+    fig.suptitle(title or "margin movie: adversarial margins (PGD) of a training slice "
+                 "(filled) and held-out points (line) during training", fontsize=10)
     return fig

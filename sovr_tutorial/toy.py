@@ -187,6 +187,8 @@ class _PaddedLogits(torch.nn.Module):
 
 def _autoattack(model, x, y, tier, seed) -> dict:
     n = min(tier.n_autoattack, len(y))
+    if n == 0:
+        return {"skipped": "the tier's n_autoattack is 0"}
     try:
         aa = autoattack_eval(_PaddedLogits(model).eval(), x[:n], y[:n], eps=tier.eps,
                              version=tier.autoattack_version, seed=seed, batch_size=n,

@@ -17,6 +17,11 @@ that fails shows a readable message and leaves the widget usable. CSS classes a 
 test can find: ``sovr-eps-slider``, ``sovr-eps-label``, ``sovr-eps-figure``,
 ``sovr-threshold-slider``, ``sovr-rule-toggle``, ``sovr-switched-label``,
 ``sovr-threshold-stats``, ``sovr-threshold-figure``, ``sovr-threshold-message``.
+
+:class:`ToyExplorer` is the threshold explorer in the toy world (its move is
+:func:`sovr_tutorial.toy.toy_move`, its figure :func:`sovr_tutorial.plots.plot_toy_explorer`);
+its parts carry ``sovr-toy-rule``, ``sovr-toy-slider``, ``sovr-toy-label``,
+``sovr-toy-stats``, ``sovr-toy-figure``, ``sovr-toy-message``.
 """
 from __future__ import annotations
 
@@ -308,54 +313,70 @@ class ThresholdExplorer:
     Results are cached per (rule, value) in ``explorer.cache``.
     """
 
+    #: per rule on the toggle: ((slider min, max, step, initial value), button text,
+    #: slider description)
+    RULE_SETTINGS = {"ratio": (RATIO_RANGE, "ratio", "switching ratio"),
+                     "threshold": (THRESHOLD_RANGE, "margin threshold", "margin threshold")}
+    #: CSS classes of the parts (what a browser test looks for)
+    CSS = {"rule": "sovr-rule-toggle", "slider": "sovr-threshold-slider",
+           "label": "sovr-switched-label", "stats": "sovr-threshold-stats",
+           "figure": "sovr-threshold-figure", "message": "sovr-threshold-message",
+           "widget": "sovr-threshold-explorer"}
+    #: what the message says while a value is computed
+    COMPUTING = "fine-tuning a copy of the model"
+
     def __init__(self, base_model, x_train, y_train, x_eval, y_eval, *, tier,
                  reference_margins=None, rule="ratio", value=None, compute=True, **kwargs):
-        import ipywidgets as w
-
-        check_choice("rule", rule, RULES)
+        check_choice("rule", rule, self.RULE_SETTINGS)
         self.tier = as_tier(tier)
         self.args = (base_model, x_train, y_train, x_eval, y_eval)
         self.kwargs = dict(kwargs, tier=self.tier, reference_margins=reference_margins)
         if reference_margins is not None and "hist_range" not in kwargs:
             # one x-axis for every slider position, so the pictures compare at a glance
             self.kwargs["hist_range"] = histogram_range(reference_margins, pad=2.0)
+        self._build(rule, value, compute)
+
+    def _build(self, rule, value, compute):
+        """The toggle, slider, texts and figure, wired to :meth:`show` (subclasses call it
+        from their ``__init__`` once their own state is set)."""
+        import ipywidgets as w
+
         self.cache = {}
-        self.last_value = {"ratio": RATIO_RANGE[3], "threshold": THRESHOLD_RANGE[3]}
+        self.last_value = {r: s[0][3] for r, s in self.RULE_SETTINGS.items()}
         if value is not None:
             self.last_value[rule] = check_rule_value(rule, value)
         self._quiet = False
-        lo, hi, step, _ = RATIO_RANGE if rule == "ratio" else THRESHOLD_RANGE
-        self.rule_buttons = w.ToggleButtons(options=[("ratio", "ratio"),
-                                                     ("margin threshold", "threshold")],
+        lo, hi, step, _ = self.RULE_SETTINGS[rule][0]
+        self.rule_buttons = w.ToggleButtons(options=[(s[1], r) for r, s in
+                                                     self.RULE_SETTINGS.items()],
                                             value=rule, description="rule",
                                             style={"button_width": "130px"})
-        self.rule_buttons.add_class("sovr-rule-toggle")
+        self.rule_buttons.add_class(self.CSS["rule"])
         self.slider = w.FloatSlider(value=self.last_value[rule], min=lo, max=hi, step=step,
                                     description=self._description(rule),
                                     continuous_update=False, readout_format=".1f",
                                     style={"description_width": "initial"},
                                     layout=w.Layout(width="460px"))
-        self.slider.add_class("sovr-threshold-slider")
+        self.slider.add_class(self.CSS["slider"])
         self.label = w.HTML(value="switched to OVR: (not computed yet)")
-        self.label.add_class("sovr-switched-label")
+        self.label.add_class(self.CSS["label"])
         self.stats = w.HTML(value="")
-        self.stats.add_class("sovr-threshold-stats")
+        self.stats.add_class(self.CSS["stats"])
         self.figure = w.Image(format="png")
-        self.figure.add_class("sovr-threshold-figure")
+        self.figure.add_class(self.CSS["figure"])
         self.message = w.HTML(value="")
-        self.message.add_class("sovr-threshold-message")
+        self.message.add_class(self.CSS["message"])
         self.widget = w.VBox([self.rule_buttons, self.slider, self.label, self.stats,
                               self.message, self.figure])
-        self.widget.add_class("sovr-threshold-explorer")
+        self.widget.add_class(self.CSS["widget"])
         self.widget.explorer = self
         self.slider.observe(self._on_value, names="value")
         self.rule_buttons.observe(self._on_rule, names="value")
         if compute:
             self.show()
 
-    @staticmethod
-    def _description(rule):
-        return "switching ratio" if rule == "ratio" else "margin threshold"
+    def _description(self, rule):
+        return self.RULE_SETTINGS[rule][2]
 
     @property
     def rule(self) -> str:
@@ -379,19 +400,21 @@ class ThresholdExplorer:
         try:
             if (rule, round(float(value), 6)) not in self.cache:
                 self.message.value = (f"<i>computing {html.escape(rule_text(rule, float(value)))}"
-                                      " (fine-tuning a copy of the model) ...</i>")
+                                      f" ({self.COMPUTING}) ...</i>")
             info, png = self.result(rule, value)
         except Exception as err:  # noqa: BLE001 - shown to the reader, widget stays usable
             self.message.value = _error_html(err)
             return None
         self.figure.value = png
         self.label.value = f"switched to OVR: {100 * info['switched_fraction']:.1f}% of samples"
-        self.stats.value = html.escape(
-            f"{rule_text(rule, info['value'])}: median adversarial margin "
-            f"{info['margin_median']:.2f}, margins in [0, 1): {info['frac_small']:.1%}, "
-            f"PGD accuracy {info['pgd_acc']:.1%} (n = {info['n_eval']})")
+        self.stats.value = html.escape(self._stats_text(rule, info))
         self.message.value = ""
         return info
+
+    def _stats_text(self, rule, info) -> str:
+        return (f"{rule_text(rule, info['value'])}: median adversarial margin "
+                f"{info['margin_median']:.2f}, margins in [0, 1): {info['frac_small']:.1%}, "
+                f"PGD accuracy {info['pgd_acc']:.1%} (n = {info['n_eval']})")
 
     def _on_value(self, change):
         if self._quiet:
@@ -401,7 +424,7 @@ class ThresholdExplorer:
 
     def _on_rule(self, change):
         rule = change["new"]
-        lo, hi, step, _ = RATIO_RANGE if rule == "ratio" else THRESHOLD_RANGE
+        lo, hi, step, _ = self.RULE_SETTINGS[rule][0]
         self._quiet = True
         try:
             # widen first, then narrow: the value never falls outside [min, max] midway
@@ -430,3 +453,148 @@ def threshold_explorer(base_model, x_train, y_train, x_eval, y_eval, *, tier,
     """
     return ThresholdExplorer(base_model, x_train, y_train, x_eval, y_eval, tier=tier,
                              reference_margins=reference_margins, **kwargs).widget
+
+# --------------------------------------------------------------------------- toy explorer
+
+class ToyExplorer(ThresholdExplorer):
+    """The toy world's SOVR explorer (notebook 04's main widget): the switching rule (ratio /
+    threshold / boundary) and its value, wired to :func:`sovr_tutorial.toy.toy_move` (fine-
+    tune a copy of the AT model ``base_model`` in ``world``, from ``toy.make_world``) and
+    drawn by :func:`sovr_tutorial.plots.plot_toy_explorer` next to AT's measures on the same
+    held-out points (measured once, here).
+
+    The parts are the threshold explorer's (``rule_buttons``, ``slider``, ``label``
+    "switched to OVR: xx.x% of samples", ``stats``, ``message``, ``figure``) with the CSS
+    classes ``sovr-toy-rule``, ``sovr-toy-slider``, ``sovr-toy-label``, ``sovr-toy-stats``,
+    ``sovr-toy-message``, ``sovr-toy-figure``. ``move_options`` go to ``toy_move``
+    (``steps``, ``lr``, ``seed``...). Results are cached per (rule, value).
+    """
+
+    RULE_SETTINGS = {"ratio": ((0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO), "ratio", "switching ratio"),
+                     "threshold": ((-2.0, 4.0, 0.5, 1.0), "margin threshold",
+                                   "margin threshold"),
+                     "boundary": ((0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO), "boundary",
+                                  "fraction nearest the boundary")}
+    CSS = {part: f"sovr-toy-{part}" for part in ("rule", "slider", "label", "stats", "figure",
+                                                 "message")}
+    CSS["widget"] = "sovr-toy-explorer"
+    COMPUTING = "fine-tuning a copy of AT"
+
+    def __init__(self, base_model, world, *, tier=None, rule: str = "ratio", value=None,
+                 compute: bool = True, **move_options):
+        from .toy import EXPLORER_HELDOUT, measure_toy_model, toy_tier
+
+        check_choice("rule", rule, self.RULE_SETTINGS)
+        self.base_model, self.world = _check_model(base_model), world
+        self.tier = toy_tier() if tier is None else as_tier(tier)
+        self.move_options = move_options
+        x_test, y_test, _ = world[1]
+        self.x_heldout = x_test[:EXPLORER_HELDOUT]
+        self.reference = measure_toy_model(base_model, self.x_heldout, y_test[:EXPLORER_HELDOUT],
+                                           tier=self.tier, seed=move_options.get("seed", 0))
+        self._build(rule, value, compute)
+
+    def result(self, rule: str, value: float):
+        """``(info, png bytes)`` of one move, cached per (rule, value)."""
+        from .plots import plot_toy_explorer
+        from .toy import toy_move
+
+        value = check_rule_value(rule, value)
+        key = (rule, round(value, 6))
+        if key not in self.cache:
+            info = toy_move(self.base_model, self.world, rule=rule, value=value,
+                            tier=self.tier, **self.move_options)
+            fig = plot_toy_explorer(self.reference, info, self.x_heldout, eps=self.tier.eps)
+            self.cache[key] = (info, figure_png(fig))
+            if len(self.cache) > _CACHE_SIZE:
+                self.cache.pop(next(iter(self.cache)))
+        return self.cache[key]
+
+    def _stats_text(self, rule, info) -> str:
+        ref = self.reference
+        return (f"{info['label']}, held-out points: PGD-20 accuracy {info['pgd_acc']:.1%} (AT "
+                f"{ref['pgd_acc']:.1%}), margin attack {info['margin_attack_acc']:.1%} (AT "
+                f"{ref['margin_attack_acc']:.1%}), margin q10 {info['q10']:+.2f} (AT "
+                f"{ref['q10']:+.2f}), median {info['q50']:+.2f} (AT {ref['q50']:+.2f})")
+
+
+# --------------------------------------------------------------------------- margin movie
+
+class MarginMovie:
+    """The margin movie's epoch slider (notebook 03): an IntSlider over the recorded epochs
+    wired to :func:`sovr_tutorial.plots.plot_margin_frame` (each run's training-slice and
+    held-out margin histograms at that epoch, side by side, on the movie's fixed bins).
+
+    frames: a frames dict (:func:`sovr_tutorial.movie.load_frames`). ``movie.widget`` is
+    the VBox to display. Parts: ``slider`` (``continuous_update=False``), ``label`` (the
+    epoch, and per run its peak count and training-slice PGD accuracy), ``message``
+    (errors) and ``figure`` (PNG bytes); CSS classes ``sovr-movie-slider``,
+    ``sovr-movie-label``, ``sovr-movie-message``, ``sovr-movie-figure``. Nothing is
+    computed but the drawing; pictures are cached per epoch.
+    """
+
+    def __init__(self, frames: dict, *, epoch: int | None = None):
+        import ipywidgets as w
+
+        from .movie import check_frames, common_epochs
+
+        self.frames = check_frames(frames)
+        self.epochs = common_epochs(frames)
+        if not self.epochs:
+            raise ValueError("margin_movie: the runs share no recorded epoch")
+        epoch = self.epochs[-1] if epoch is None else int(epoch)
+        check_choice("epoch", epoch, self.epochs)
+        self.cache = {}
+        # an epoch without a frame (a run resumed without x_val) shows its error in message
+        self.slider = w.IntSlider(value=epoch, min=self.epochs[0], max=self.epochs[-1], step=1,
+                                  description="epoch", continuous_update=False,
+                                  layout=w.Layout(width="560px"))
+        self.slider.add_class("sovr-movie-slider")
+        self.label = w.HTML(value="")
+        self.label.add_class("sovr-movie-label")
+        self.message = w.HTML(value="")
+        self.message.add_class("sovr-movie-message")
+        self.figure = w.Image(format="png")
+        self.figure.add_class("sovr-movie-figure")
+        self.widget = w.VBox([self.slider, self.label, self.message, self.figure])
+        self.widget.add_class("sovr-margin-movie")
+        self.widget.movie = self
+        self.slider.observe(lambda change: self.show(change["new"]), names="value")
+        self.show(epoch)
+
+    def picture(self, epoch: int) -> bytes:
+        """The PNG of ``epoch``'s figure (cached)."""
+        from .plots import plot_margin_frame
+
+        if epoch not in self.cache:
+            self.cache[epoch] = figure_png(plot_margin_frame(self.frames, epoch))
+            if len(self.cache) > _CACHE_SIZE:
+                self.cache.pop(next(iter(self.cache)))
+        return self.cache[epoch]
+
+    def caption(self, epoch: int) -> str:
+        """The label's text at ``epoch``: per run, peaks and training-slice PGD accuracy."""
+        from .movie import epoch_index, peak_counts
+
+        parts = []
+        for r in self.frames["runs"]:
+            i = epoch_index(r, epoch)
+            acc = r["train_slice_pgd_acc"][i]
+            parts.append(f"{r['label']}: {peak_counts(r)[i]} peak(s)"
+                         + ("" if acc is None else f", PGD acc {acc:.0%}"))
+        return f"epoch {epoch} of {self.epochs[-1]} — " + "; ".join(parts)
+
+    def show(self, epoch: int):
+        """Draw ``epoch`` (errors go to ``message``, the widget stays usable)."""
+        try:
+            self.figure.value = self.picture(epoch)
+            self.label.value = html.escape(self.caption(epoch))
+        except Exception as err:  # noqa: BLE001 - shown to the reader
+            self.message.value = _error_html(err)
+            return
+        self.message.value = ""
+
+
+def margin_movie(frames: dict, *, epoch: int | None = None):
+    """The epoch slider of the margin movie (a VBox); see :class:`MarginMovie`."""
+    return MarginMovie(frames, epoch=epoch).widget
