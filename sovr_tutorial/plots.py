@@ -784,21 +784,6 @@ def plot_toy_accuracy(results: list):
     return fig
 
 
-def _paired_shift(at_runs, runs, edges):
-    """Per seed present in both: mean over training points of (margin - AT's margin) in each
-    bin of AT's margin; returns (seeds x bins) with NaN for empty bins."""
-    at = {r["seed"]: np.asarray(r["margins"]["train_adv"]["values"]) for r in at_runs}
-    out = []
-    for r in runs:
-        if r["seed"] not in at:
-            continue
-        base, mine = at[r["seed"]], np.asarray(r["margins"]["train_adv"]["values"])
-        which = np.digitize(base, edges) - 1
-        out.append([float(np.mean(mine[which == b] - base[which == b]))
-                    if (which == b).any() else np.nan for b in range(len(edges) - 1)])
-    return np.asarray(out)
-
-
 def plot_toy_switch(results: list):
     """Section 4 of the toy world: where SOVR moves the margins, and why.
 
@@ -810,6 +795,8 @@ def plot_toy_switch(results: list):
     sigmoid(-m/2) / sigmoid(-m), with the margins below which the ratio rule switches.
     Right: training-margin q10 / q50 / q90 per run (mean ± std over seeds).
     """
+    from .toy import paired_margin_shift   # toy imports the package's training code
+
     groups = _toy_runs(results)
     if "at" not in groups:
         raise ValueError("plot_toy_switch needs the AT runs (the reference)")
@@ -819,7 +806,7 @@ def plot_toy_switch(results: list):
     edges = np.linspace(-5.0, 5.0, 21)
     centres = (edges[:-1] + edges[1:]) / 2
     for i, (slug, rs) in enumerate(sovr.items()):
-        shift = _paired_shift(groups["at"], rs, edges)
+        shift = paired_margin_shift(groups["at"], rs, edges)
         with warnings.catch_warnings():   # a bin empty in every seed stays NaN (a gap)
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(shift, axis=0)
@@ -978,12 +965,13 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
         i = epoch_index(r, epoch)
         _movie_panel(ax, r, i, edges, method_color(r["slug"], k))
         ax.set_title(r["label"], fontsize=10)
-        ax.text(0.02, 0.97, _movie_note(r, i, peak_counts(r)), transform=ax.transAxes,
+        ax.text(0.03, 0.80, _movie_note(r, i, peak_counts(r)), transform=ax.transAxes,
                 va="top", fontsize=7.5)
         ax.set_xlabel("adversarial margin")
     axes[0].set_xlim(*_movie_xlim(frames, edges))
     axes[0].set_ylabel("fraction of samples")
-    axes[-1].legend(fontsize=7, loc="upper right")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
+               fontsize=8)
     last = max(runs[0]["epochs"])
     lr = runs[0]["lr"][epoch_index(runs[0], epoch)]
     head = f"epoch {epoch} of {last}" + (f", lr {lr:g}" if lr is not None else "")
@@ -1023,7 +1011,7 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
             ax = axes[row, col]
             i = epoch_index(r, e)
             _movie_panel(ax, r, i, edges, method_color(r["slug"], row))
-            ax.text(0.02, 0.97, _movie_note(r, i, peaks), transform=ax.transAxes, va="top",
+            ax.text(0.03, 0.80, _movie_note(r, i, peaks), transform=ax.transAxes, va="top",
                     fontsize=6.5)
             if row == 0:
                 ax.set_title(f"epoch {e}" + (f"\n({starts[e]} here)" if e in starts else ""),
@@ -1033,7 +1021,8 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
             if row == len(runs) - 1:
                 ax.set_xlabel("adversarial margin", fontsize=8)
     axes[0, 0].set_xlim(*_movie_xlim(frames, edges))
-    axes[0, -1].legend(fontsize=6, loc="upper right")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
+               fontsize=8)
     fig.suptitle(title or "margin movie: adversarial margins (PGD) of a training slice "
                  "(filled) and held-out points (line) during training", fontsize=10)
     return fig

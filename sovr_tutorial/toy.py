@@ -332,6 +332,85 @@ def load_toy_results(out_dir) -> list:
             if p.name != "explorer.json"]
 
 
+
+def results_note(results: list) -> str:
+    """Where a set of toy results comes from, in one line (tier, seeds, hardware, command)."""
+    r = results[0]
+    t, env = r["tier"], r["environment"]
+    seeds = sorted({x["seed"] for x in results})
+    steps = t["epochs"] * -(-t["n_train"] // t["batch_size"])
+    return (f"toy tier: MLP 2-{t['width']}-{t['width']}-{t['num_classes']}, {t['n_train']} "
+            f"training points, {steps} steps of batch {t['batch_size']}, PGD-{t['train_steps']} "
+            f"at eps {t['eps']:g} ({eps_in_data_units(t['eps']):g} in data units); seeds "
+            f"{', '.join(map(str, seeds))}; {env.get('cpu_count')}-core {env.get('cpu')} CPU, "
+            f"{env.get('torch_threads')} torch thread(s), torch {env.get('torch')}")
+
+
+def paired_margin_shift(at_runs: list, runs: list, edges) -> np.ndarray:
+    """A run's adversarial training margins minus AT's on the same points, per bin of AT's.
+
+    Runs pair by seed (same seed: same points, initial weights and batch order). Returns
+    (seeds, bins): the mean shift of the points whose AT margin falls in each bin of
+    ``edges`` (NaN where a bin is empty), one row per seed present in both lists.
+    """
+    at = {r["seed"]: np.asarray(r["margins"]["train_adv"]["values"]) for r in at_runs}
+    edges = np.asarray(edges, dtype=np.float64)
+    rows = []
+    for r in runs:
+        if r["seed"] not in at:
+            continue
+        base, mine = at[r["seed"]], np.asarray(r["margins"]["train_adv"]["values"])
+        which = np.digitize(base, edges) - 1
+        rows.append([float(np.mean(mine[which == b] - base[which == b]))
+                     if (which == b).any() else np.nan for b in range(len(edges) - 1)])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(edges) - 1)
+
+
+#: the groups of training points section 4 reads: wrong under PGD-20 at AT, right with a
+#: small margin, right with a large one (AT's adversarial margin, logits)
+SHIFT_GROUPS = (("wrong (m < 0)", -np.inf, 0.0), ("small (0 <= m < 1)", 0.0, 1.0),
+                ("large (m >= 1)", 1.0, np.inf))
+
+
+def switch_effect(results: list) -> dict:
+    """Section 4's numbers from toy result files.
+
+    ``shift``: per SOVR run slug, per group of SHIFT_GROUPS, the mean over seeds (and std)
+    of the mean margin shift against AT on the same points (:func:`paired_margin_shift`).
+    ``push``: OVR's push on the margin over CE's on AT's adversarial training logits, per
+    group (the per-bin medians of :func:`push_curve`, weighted by the bins' counts, then
+    averaged over seeds). ``switched_wrong``: per SOVR slug, the share of the points its
+    rule picks at the end of training that are misclassified (mean over seeds).
+    """
+    at_runs = [r for r in results if r["slug"] == "at"]
+    if not at_runs:
+        raise ValueError("switch_effect needs the AT runs (the reference)")
+    edges = [g[1] for g in SHIFT_GROUPS] + [SHIFT_GROUPS[-1][2]]
+    out = {"shift": {}, "push": {}, "switched_wrong": {}}
+    for slug in sorted({r["slug"] for r in results if r["method"] == "sovr"}):
+        runs = [r for r in results if r["slug"] == slug]
+        shift = paired_margin_shift(at_runs, runs, edges)
+        out["shift"][slug] = {g[0]: (float(np.nanmean(shift[:, i])),
+                                     float(np.nanstd(shift[:, i], ddof=1)) if len(shift) > 1
+                                     else 0.0)
+                              for i, g in enumerate(SHIFT_GROUPS)}
+        shares = [r["switch"]["misclassified_share"] for r in runs
+                  if r.get("switch") and r["switch"]["misclassified_share"] is not None]
+        out["switched_wrong"][slug] = float(np.mean(shares)) if shares else None
+    for name, lo, hi in SHIFT_GROUPS:
+        per_seed = []
+        for r in at_runs:
+            e = np.asarray(r["push"]["edges"])
+            centre = (e[:-1] + e[1:]) / 2
+            sel = [i for i, c in enumerate(centre) if lo <= c < hi
+                   and r["push"]["ratio"][i] is not None]
+            w = np.asarray([r["push"]["count"][i] for i in sel], dtype=np.float64)
+            if w.sum():
+                per_seed.append(float(np.average([r["push"]["ratio"][i] for i in sel], weights=w)))
+        out["push"][name] = float(np.mean(per_seed)) if per_seed else None
+    return out
+
+
 # --------------------------------------------------------------------------- the explorer
 
 EXPLORER_HELDOUT = 1024     # held-out points the explorer measures on (the test set's first)

@@ -96,6 +96,38 @@ def test_push_curve_bins_the_samples():
     assert out["ratio"] == [1.5, 4.0]
 
 
+def _fake(slug, seed, values, push_ratio=None, switch=None):
+    method = slug.split("-")[0]
+    edges = [-1.0, 0.0, 1.0, 2.0]
+    return {"slug": slug, "method": method, "seed": seed, "switch": switch,
+            "margins": {"train_adv": {"values": values}},
+            "push": {"edges": edges, "count": [1, 1, 1],
+                     "ratio": push_ratio or [0.5, 1.5, 4.0]}}
+
+
+def test_paired_shift_compares_the_same_points_of_the_same_seed():
+    at = [_fake("at", 0, [-1.0, 0.5, 2.0]), _fake("at", 1, [0.0, 0.0, 0.0])]
+    sovr = [_fake("sovr-r0.4", 0, [-2.0, 1.0, 2.0])]
+    shift = toy.paired_margin_shift(at, sovr, [-np.inf, 0.0, 1.0, np.inf])
+    assert shift.tolist() == [[-1.0, 0.5, 0.0]]
+    empty = toy.paired_margin_shift(at, sovr, [5.0, 6.0])
+    assert np.isnan(empty).all()
+
+
+def test_switch_effect_reads_shifts_pushes_and_switched_shares():
+    at = [_fake("at", s, [-1.0, 0.5, 2.0]) for s in (0, 1)]
+    sovr = [_fake("sovr-b0.4", s, [-1.5 - s, 0.7, 2.4], switch={"misclassified_share": 0.2 + s / 10})
+            for s in (0, 1)]
+    out = toy.switch_effect(at + sovr)
+    wrong, small, large = (out["shift"]["sovr-b0.4"][g[0]] for g in toy.SHIFT_GROUPS)
+    assert wrong[0] == pytest.approx(-1.0) and wrong[1] == pytest.approx(math.sqrt(0.5))
+    assert small == pytest.approx((0.2, 0.0)) and large == pytest.approx((0.4, 0.0))
+    assert out["push"] == pytest.approx({g[0]: r for g, r in zip(toy.SHIFT_GROUPS, (0.5, 1.5, 4.0))})
+    assert out["switched_wrong"]["sovr-b0.4"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="AT runs"):
+        toy.switch_effect(sovr)
+
+
 # --------------------------------------------------------------------------- runs
 
 def test_a_short_run_records_what_the_issue_asks_for(small_results):
@@ -156,6 +188,8 @@ def test_figures_are_drawn_from_the_files(small_results):
         assert isinstance(fig, Figure)
     table = plots.toy_table(results)
     assert "| AT | 1 |" in table and "| SOVR (ratio 0.4) | 1 |" in table
+    assert toy.results_note(results).startswith("toy tier: MLP 2-128-128-6, 256 training points, "
+                                                "3 steps of batch 256")
 
 
 # --------------------------------------------------------------------------- explorer
