@@ -46,6 +46,8 @@ from .tiers import get_tier, parse_overrides
 from .train import finetune, set_seed, train
 
 ROOT = Path(__file__).resolve().parents[1]
+#: where the committed toy results live (the command line's default --out)
+RESULTS_DIR = ROOT / "results" / "toy"
 
 # The world in data units: class centres on a circle of radius RADIUS; core points drawn
 # from N(centre, CORE_STD^2 I), wide points from N(centre, WIDE_STD^2 I). Neighbouring
@@ -507,7 +509,7 @@ def parse_args(argv=None):
                    help="comma-separated runs: a method or a SOVR slug: sovr-r0.2 (ratio), "
                    "sovr-t1 (threshold), sovr-b0.4 (boundary) [sovr = sovr-r0.4]")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2,3,4")
-    p.add_argument("--out", default=str(ROOT / "results" / "toy"), help="results folder")
+    p.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the toy tier, e.g. --set epochs=100 "
                    "(use another --out: finished runs are skipped by file name)")

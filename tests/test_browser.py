@@ -640,3 +640,16 @@ def test_eps_slider_in_browser(lab, page, timed):
     _require_notebook("01_adversarial_examples.ipynb")
     drive_slider(page, lab, Explorer("01_adversarial_examples.ipynb", "sovr-eps-slider",
                                      "sovr-eps-figure", "sovr-eps-label", "sovr-eps-message"))
+
+
+def test_toy_explorer_in_browser(lab, page, timed):
+    """04_sovr: the toy explorer (the notebook's main widget) fine-tunes a copy of AT in the
+    toy world at the new switching ratio and redraws its figure."""
+    _require_notebook("04_sovr.ipynb")
+    result = drive_slider(page, lab, Explorer("04_sovr.ipynb", "sovr-toy-slider", "sovr-toy-figure",
+                                              "sovr-toy-label", "sovr-toy-message"))
+    for text in result["label"]:
+        assert re.fullmatch(r"switched to OVR: \d+(\.\d)?% of samples", text), text
+    # the slider starts at ratio 0.4 and End moves it to 1.0: every sample gets OVR
+    assert result["value"] == ("0.4", "1.0")
+    assert result["label"][1] == "switched to OVR: 100.0% of samples"
