@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from .checkpoint import SHIPPED_DIR, CheckpointError, shipped_sha256
+from .checkpoint import SHIPPED_DIR, CheckpointError, load_checkpoint, shipped_sha256
 from .runs import as_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,9 @@ def shipped_data_label(run, *, tier: str = "cpu", seed: int = 0):
         digest = shipped_sha256(path)
     except CheckpointError:
         return None
+    recorded = load_checkpoint(path, sha256=digest)["config"].get("data")
+    if isinstance(recorded, dict) and recorded.get("label"):
+        return recorded["label"]
     results = ROOT / "results" / tier / f"{name}.json"
     if results.is_file():
         r = json.loads(results.read_text())

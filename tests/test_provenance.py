@@ -1,8 +1,5 @@
 """Provenance of a notebook's outputs: the data notice for the shipped checkpoints, the footer,
 the runs table."""
-import json
-
-import pytest
 
 import sovr_tutorial as st
 from sovr_tutorial import provenance
@@ -42,3 +39,15 @@ def test_runs_table_marks_collapsed_runs(tmp_path):
     table = provenance.runs_table(rows).splitlines()
     assert len(table) == 4 and table[2].startswith("| at-s0 | cpu | 0 | d | 2-core x86_64 CPU")
     assert "2.0 min" in table[2] and "collapsed to chance (clean 10.0%)" in table[3]
+
+
+def test_a_checkpoint_that_records_its_data_is_believed_first(tmp_path, monkeypatch):
+    from sovr_tutorial.checkpoint import save_checkpoint
+    from sovr_tutorial.files import sha256_file
+    path = tmp_path / "cpu-at-s0.pt"
+    save_checkpoint(path, st.build_model("small_cnn", width=4), epoch=1,
+                    config={"method": "at", "data": {"label": "CIFAR-10"}}, history=[])
+    (tmp_path / "SHA256SUMS").write_text(f"{sha256_file(path)}  {path.name}\n")
+    monkeypatch.setattr(provenance, "SHIPPED_DIR", tmp_path)
+    assert provenance.shipped_data_label("at") == "CIFAR-10"
+    assert provenance.data_notice(["at"], {"label": "CIFAR-10"}) == ""
