@@ -34,11 +34,10 @@ extensions = [
 
 # --------------------------------------------------------------------------- sources
 
-# Pages: the docs, every notebook (and its solutions), the results report.
+# Pages: the docs, every notebook (solutions sit in collapsed cells inside), the results report.
 include_patterns = [
     "docs/**.md",
     "notebooks/*.ipynb",
-    "notebooks/solutions/*.md",
     "results/README.md",
 ]
 _READ_TOP = {"docs", "notebooks", "results"}
