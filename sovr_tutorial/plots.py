@@ -938,6 +938,14 @@ def _movie_panel(ax, run_frames: dict, i: int, edges, color):
     ax.grid(alpha=0.3)
 
 
+def _movie_attack(frames: dict) -> str:
+    """The attack of the frames, e.g. "PGD-10, eps 0.0375" (fit's: the tier's training one)."""
+    tier = frames.get("tier") or {}
+    if "train_steps" not in tier:
+        return "PGD"
+    return f"PGD-{tier['train_steps']}, eps {tier['eps']:.4g}"
+
+
 def _movie_note(run_frames: dict, i: int, peaks: list) -> str:
     acc = run_frames["train_slice_pgd_acc"][i]
     acc = "" if acc is None else f"\nPGD acc, train slice {acc:.0%}"
@@ -950,7 +958,8 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
     held-out points (line) on the movie's fixed bins, in fractions of samples.
 
     All panels share the x range (every frame of the movie fits in it, so it does not jump
-    between epochs) and the y range of this epoch. A hatched edge bin holds margins from
+    between epochs); y is scaled per panel, so a collapsed run's spike does not flatten the
+    others (read the heights on each panel's axis). A hatched edge bin holds margins from
     beyond the bins' range. The note in a panel gives the peak count of the training
     slice's margins (:func:`sovr_tutorial.movie.peak_counts`) and its PGD accuracy.
     """
@@ -960,7 +969,7 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
     edges = np.asarray(frames["edges"], float)
     runs = frames["runs"]
     fig = Figure(figsize=(3.3 * len(runs) + 0.6, 3.2), layout="constrained")
-    axes = np.ravel(fig.subplots(1, len(runs), sharex=True, sharey=True, squeeze=False))
+    axes = np.ravel(fig.subplots(1, len(runs), sharex=True, squeeze=False))
     for k, (ax, r) in enumerate(zip(axes, runs)):
         i = epoch_index(r, epoch)
         _movie_panel(ax, r, i, edges, method_color(r["slug"], k))
@@ -974,7 +983,8 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
                fontsize=8)
     last = max(runs[0]["epochs"])
     lr = runs[0]["lr"][epoch_index(runs[0], epoch)]
-    head = f"epoch {epoch} of {last}" + (f", lr {lr:g}" if lr is not None else "")
+    head = f"epoch {epoch} of {last}" + (f", lr {lr:.3g}" if lr is not None else "") + \
+        f"; adversarial margins at {_movie_attack(frames)}"
     notes = [f"{name} {e}" for name, e in key_epochs(frames).items() if e <= epoch]
     fig.suptitle(title or head + (f" ({'; '.join(notes)})" if notes else ""), fontsize=10)
     return fig
@@ -985,9 +995,10 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
     columns (default: ``n`` evenly spread ones plus the epochs where the learning rate
     drops and GAIRAT's re-weighting starts, :func:`sovr_tutorial.movie.key_epochs`).
 
-    Every panel uses the movie's fixed bins and the same x range; y is the fraction of
-    samples, shared down a column (one epoch, all methods on one scale). Training slice
-    filled, held-out points as a line; hatched edge bins hold the overflow.
+    Every panel uses the movie's fixed bins and the same x range, so widths compare; y is
+    the fraction of samples, scaled per panel (a collapsed run's spike would flatten every
+    other panel of its column). Training slice filled, held-out points as a line; hatched
+    edge bins hold the overflow.
     """
     from .movie import check_frames, common_epochs, epoch_index, key_epochs, peak_counts, pick_epochs
 
@@ -1003,7 +1014,7 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
     edges = np.asarray(frames["edges"], float)
     runs = frames["runs"]
     fig = Figure(figsize=(2.5 * len(epochs) + 0.8, 1.9 * len(runs) + 0.8), layout="constrained")
-    axes = fig.subplots(len(runs), len(epochs), sharex=True, sharey="col", squeeze=False)
+    axes = fig.subplots(len(runs), len(epochs), sharex=True, squeeze=False)
     starts = {e: name.replace(" from", "") for name, e in keys.items()}
     for row, r in enumerate(runs):
         peaks = peak_counts(r)
@@ -1023,6 +1034,6 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
     axes[0, 0].set_xlim(*_movie_xlim(frames, edges))
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
                fontsize=8)
-    fig.suptitle(title or "margin movie: adversarial margins (PGD) of a training slice "
-                 "(filled) and held-out points (line) during training", fontsize=10)
+    fig.suptitle(title or f"margin movie: adversarial margins ({_movie_attack(frames)}) of a "
+                 "training slice (filled) and held-out points (line) during training", fontsize=10)
     return fig

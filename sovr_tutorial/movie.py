@@ -1,0 +1,389 @@
+"""The margin movie: how the adversarial margins move, epoch by epoch, while a model trains.
+
+:func:`sovr_tutorial.train.fit`, given held-out data, records at the end of every epoch the
+histogram of the adversarial margins (PGD-``train_steps`` at the tier's eps) of the held-out
+points and of an equally large slice of the training set (its first points), on the fixed
+bins ``train.MOVIE_RANGE`` / ``train.MOVIE_BINS`` (values beyond the range are counted in
+the edge bins). This module turns those records into *frames* and makes a movie of the toy
+world, where every method trains in seconds.
+
+Frames are a JSON-ready dict::
+
+    {"format": "sovr-margin-movie/1", "range": [-10, 10], "bins": 80, "edges": [81 floats],
+     "tier": {...}, "seed": 0, "data": "...", "environment": {...},
+     "runs": [{"run": "at-s0", "slug": "at", "label": "AT", "method": "at", "seed": 0,
+               "n_train": N, "n_heldout": N, "epochs": [1, ..., E], "lr": [...],
+               "train": [[80 counts] per epoch], "heldout": [[80 counts] per epoch],
+               "pgd_acc": [...], "train_slice_pgd_acc": [...],
+               # toy movie only, from the raw margins of the training slice:
+               "train_peaks": [[peak positions] per epoch], "train_quantiles": [{...}]}]}
+
+    python -m sovr_tutorial.movie --runs at,gairat,sovr-r0.4,mart --seeds 0 --plot
+
+trains each run in the toy world (seed by seed, a finished run is read back from its file)
+and writes ``results/toy-movie/frames-s<seed>.json`` and, with ``--plot``, the static
+figure ``margin_movie-s<seed>.png``. ``--from-results FILE ...`` makes frames from the
+runner's result files (their ``history``) instead.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .attacks import attack_dataset
+from .checks import check_number
+from .devices import model_device
+from .experiments import environment
+from .files import atomic_write_text
+from .margins import logit_margin, margin_peaks, margin_summary
+from .results import run_of
+from .runs import as_run
+from .tiers import get_tier
+from .train import MOVIE_BINS, MOVIE_RANGE, train
+
+ROOT = Path(__file__).resolve().parents[1]
+MOVIE_DIR = ROOT / "results" / "toy-movie"
+FORMAT = "sovr-margin-movie/1"
+#: the runs of the toy movie, in the order of the figure's rows
+DEFAULT_RUNS = ("at", "gairat", "sovr-r0.4", "mart")
+#: held-out points of the toy movie: the whole test set of the world (2,048 points), so the
+#: training slice is the whole training set too
+TOY_HELDOUT = 2048
+#: the columns of the toy movie's static figure: the start, AT's histogram taking shape,
+#: the last plain-AT epoch of GAIRAT's burn-in (45) and the first re-weighted one, then
+#: before and after the learning-rate drops (91, 136) and the end
+TOY_FIGURE_EPOCHS = (1, 5, 45, 46, 60, 120, 180)
+_QUANTILES = ("q10", "q25", "q50", "q75", "q90", "frac_negative", "frac_small")
+
+
+# --------------------------------------------------------------------------- frames
+
+def movie_edges() -> list:
+    """The MOVIE_BINS + 1 bin edges of every frame (the same for all epochs and methods)."""
+    return np.linspace(*MOVIE_RANGE, MOVIE_BINS + 1).tolist()
+
+
+def frames_from_history(history: list, *, run, seed: int) -> dict:
+    """One run's entry of a frames dict, from the history ``fit`` returned (or stored in a
+    result file or checkpoint). Epochs without frames (fit got no ``x_val``) are skipped;
+    a history without any raises ValueError."""
+    run = as_run(run)
+    rows = [h for h in history if "hist_train_adv" in h and "hist_heldout_adv" in h]
+    if not rows:
+        raise ValueError(f"{run.name(seed)}: the history has no margin frames (fit records "
+                         "them only when it is given x_val)")
+    for h in rows:
+        for key in ("hist_train_adv", "hist_heldout_adv"):
+            if len(h[key]) != MOVIE_BINS:
+                raise ValueError(f"{run.name(seed)}, epoch {h['epoch']}: {key} has "
+                                 f"{len(h[key])} bins, expected {MOVIE_BINS}")
+    return {"run": run.name(seed), "slug": run.slug, "label": run.label,
+            "method": run.method, "seed": seed,
+            "n_train": int(sum(rows[0]["hist_train_adv"])),
+            "n_heldout": int(sum(rows[0]["hist_heldout_adv"])),
+            "epochs": [int(h["epoch"]) for h in rows],
+            "lr": [h.get("lr") for h in rows],
+            "train": [list(map(int, h["hist_train_adv"])) for h in rows],
+            "heldout": [list(map(int, h["hist_heldout_adv"])) for h in rows],
+            "pgd_acc": [h.get("pgd_acc") for h in rows],
+            "train_slice_pgd_acc": [h.get("train_slice_pgd_acc") for h in rows]}
+
+
+def make_frames(runs: list, **meta) -> dict:
+    """A frames dict of the run entries ``runs`` (from :func:`frames_from_history`);
+    ``meta`` (tier, seed, data, environment, command ...) is stored beside them."""
+    return {"format": FORMAT, "range": list(MOVIE_RANGE), "bins": MOVIE_BINS,
+            "edges": movie_edges(), **meta, "runs": list(runs)}
+
+
+def frames_from_results(paths) -> dict:
+    """Frames of the runner's result files (JSON with ``history``), in the given order."""
+    entries, tiers = [], []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        entries.append(frames_from_history(result["history"], run=run_of(result),
+                                           seed=int(result.get("seed", 0))))
+        tiers.append(result.get("tier"))
+    data = sorted({str(json.loads(Path(p).read_text()).get("data", {}).get("source", "?"))
+                   for p in paths})
+    return make_frames(entries, tier=tiers[0], data=", ".join(data),
+                       sources=[str(p) for p in paths])
+
+
+def check_frames(frames: dict) -> dict:
+    """Raise ValueError unless ``frames`` is a frames dict whose every frame has the
+    movie's bins and sums to its slice size; returns it."""
+    if not isinstance(frames, dict) or frames.get("format") != FORMAT:
+        raise ValueError(f"not a margin-movie frames dict (format {FORMAT!r})")
+    if frames["bins"] != MOVIE_BINS or list(frames["range"]) != list(MOVIE_RANGE) or \
+            not np.allclose(frames["edges"], movie_edges()):
+        raise ValueError(f"frames on other bins than {MOVIE_BINS} over {MOVIE_RANGE}")
+    if not frames["runs"]:
+        raise ValueError("frames without runs")
+    for r in frames["runs"]:
+        for key, n in (("train", r["n_train"]), ("heldout", r["n_heldout"])):
+            if len(r[key]) != len(r["epochs"]):
+                raise ValueError(f"{r['run']}: {len(r[key])} {key} frames for "
+                                 f"{len(r['epochs'])} epochs")
+            for epoch, counts in zip(r["epochs"], r[key]):
+                if len(counts) != MOVIE_BINS or sum(counts) != n:
+                    raise ValueError(f"{r['run']}, epoch {epoch}: the {key} frame has "
+                                     f"{len(counts)} bins summing to {sum(counts)}, "
+                                     f"expected {MOVIE_BINS} summing to {n}")
+    return frames
+
+
+def save_frames(frames: dict, path) -> Path:
+    """Write ``frames`` (checked) as JSON, atomically; returns the path."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(check_frames(frames), separators=(",", ":")))
+    return path
+
+
+def load_frames(path) -> dict:
+    """The frames dict of a file :func:`save_frames` wrote (checked)."""
+    return check_frames(json.loads(Path(path).read_text()))
+
+
+def epoch_index(run_frames: dict, epoch: int) -> int:
+    """Position of ``epoch`` (1-based, as recorded) in a run's frames; KeyError if absent."""
+    try:
+        return run_frames["epochs"].index(int(epoch))
+    except ValueError:
+        raise KeyError(f"{run_frames['run']} has no frame of epoch {epoch} (it has "
+                       f"{run_frames['epochs'][0]}..{run_frames['epochs'][-1]})") from None
+
+
+def common_epochs(frames: dict) -> list:
+    """The epochs every run of ``frames`` has a frame of, ascending."""
+    common = set(frames["runs"][0]["epochs"])
+    for r in frames["runs"][1:]:
+        common &= set(r["epochs"])
+    return sorted(common)
+
+
+def key_epochs(frames: dict) -> dict:
+    """Epochs where training changes, read from the frames: {what: first epoch of it}.
+
+    "lr x0.1 from": each epoch whose learning rate is lower than the one before;
+    "GAIRAT re-weights from": the first epoch after the tier's ``gairat_burn_in`` (only if
+    a GAIRAT run is in the frames and the burn-in ends inside them).
+    """
+    out = {}
+    r = frames["runs"][0]
+    drops = [e for e, lr0, lr1 in zip(r["epochs"][1:], r["lr"], r["lr"][1:])
+             if lr0 is not None and lr1 is not None and lr1 < lr0]
+    for i, e in enumerate(drops):
+        out[f"lr x{0.1 ** (i + 1):g} from"] = e
+    burn_in = int((frames.get("tier") or {}).get("gairat_burn_in") or 0)
+    if burn_in and any(r["method"] == "gairat" and burn_in + 1 in r["epochs"]
+                       for r in frames["runs"]):
+        out["GAIRAT re-weights from"] = burn_in + 1
+    return out
+
+
+def pick_epochs(epochs, n: int = 5, include=()) -> list:
+    """``n`` epochs spread evenly over ``epochs`` (first and last included), plus the ones
+    in ``include`` that are among them; sorted, without repeats."""
+    epochs = sorted(int(e) for e in epochs)
+    if not epochs:
+        raise ValueError("pick_epochs: no epochs to pick from")
+    n = check_number("n", n, low=1, integer=True)
+    idx = np.unique(np.round(np.linspace(0, len(epochs) - 1, min(n, len(epochs)))).astype(int))
+    picked = {epochs[i] for i in idx} | (set(int(e) for e in include) & set(epochs))
+    return sorted(picked)
+
+
+def histogram_peaks(counts, edges) -> list:
+    """:func:`sovr_tutorial.margins.margin_peaks` of a frame: each sample placed at its bin's
+    centre (the edge bins' overflow too). For frames without raw values (the runner's);
+    the bins are 0.25 wide, finer than the density's bandwidth at a few hundred samples."""
+    counts = np.asarray(counts, dtype=int)
+    centres = (np.asarray(edges[:-1], float) + np.asarray(edges[1:], float)) / 2
+    return margin_peaks(np.repeat(centres, counts))
+
+
+def peak_counts(run_frames: dict, key: str = "train") -> list:
+    """Number of peaks per epoch: of the raw margins where the frames keep them
+    (``train_peaks``, the toy movie), else of the histograms (:func:`histogram_peaks`)."""
+    raw = run_frames.get(f"{key}_peaks")
+    if raw is not None:
+        return [len(p) for p in raw]
+    edges = movie_edges()
+    return [len(histogram_peaks(c, edges)) for c in run_frames[key]]
+
+
+# --------------------------------------------------------------------------- toy movie
+
+def _slice_margins(model, x, y, tier, seed: int) -> np.ndarray:
+    """The adversarial margins fit's epoch metrics histogram: PGD-``train_steps`` at the
+    tier's eps and step size, random starts under ``seed`` (attack_dataset's batches)."""
+    steps = tier.train_steps
+    x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=steps, seed=seed,
+                           alpha=tier.step_size(steps))
+    with torch.no_grad():
+        return logit_margin(model(x_adv).float(), y).cpu().numpy()
+
+
+def toy_movie_run(run, seed: int = 0, *, tier=None, n_heldout: int = TOY_HELDOUT,
+                  device=None, progress: bool = False) -> dict:
+    """Train ``run`` in the toy world of ``seed`` with frames recorded every epoch.
+
+    The held-out points are the first ``n_heldout`` test points of
+    :func:`sovr_tutorial.toy.make_world`, the training slice the first ``n_heldout``
+    training points. Besides fit's histograms, each epoch keeps the peaks and quantiles
+    of the training slice's *raw* adversarial margins (``train_peaks``,
+    ``train_quantiles``; the same attack as the histograms). Returns the run's entry.
+    """
+    from .toy import make_world
+
+    run = as_run(run)
+    tier = get_tier("toy") if tier is None else tier
+    n_heldout = check_number("n_heldout", n_heldout, low=2, high=min(tier.n_train, tier.n_test),
+                             integer=True)
+    (x_tr, y_tr, _), (x_te, y_te, _) = make_world(seed, n_train=tier.n_train, n_test=tier.n_test)
+    x_slice, y_slice = x_tr[:n_heldout], y_tr[:n_heldout]
+    peaks, quantiles = [], []
+
+    def on_epoch(epoch, record, model):
+        device = model_device(model)
+        m = _slice_margins(model, x_slice.to(device), y_slice.to(device), tier, seed)
+        peaks.append([round(p, 3) for p in margin_peaks(m)])
+        s = margin_summary(m)
+        quantiles.append({k: round(s[k], 4) for k in _QUANTILES})
+
+    t0 = time.perf_counter()
+    _, history = train(run, x_tr, y_tr, tier=tier, seed=seed, x_val=x_te[:n_heldout],
+                       y_val=y_te[:n_heldout], device=device, progress=progress,
+                       on_epoch=on_epoch)
+    entry = frames_from_history(history, run=run, seed=seed)
+    entry.update(train_peaks=peaks, train_quantiles=quantiles,
+                 seconds=round(time.perf_counter() - t0, 1))
+    return entry
+
+
+def toy_movie(runs=DEFAULT_RUNS, seed: int = 0, *, tier=None, n_heldout: int = TOY_HELDOUT,
+              device=None, path=None, command: str = "") -> dict:
+    """The toy world's margin movie of ``runs`` at ``seed``: a frames dict.
+
+    With ``path`` the frames are written there after every run, and runs already in the
+    file (same tier and held-out size) are read back instead of trained again.
+    """
+    tier = get_tier("toy") if tier is None else tier
+    meta = {"tier": dataclasses.asdict(tier), "seed": seed,
+            "data": "toy world (sovr_tutorial.toy.make_world), held-out = its first "
+                    f"{n_heldout} test points, training slice = its first {n_heldout} "
+                    "training points",
+            "n_heldout": n_heldout}
+    done = {}
+    if path is not None and Path(path).exists():
+        old = load_frames(path)
+        if old.get("tier") == meta["tier"] and old.get("n_heldout") == n_heldout:
+            done = {r["run"]: r for r in old["runs"]}
+    entries = []
+    for run in map(as_run, runs):
+        entry = done.get(run.name(seed)) or toy_movie_run(run, seed, tier=tier,
+                                                          n_heldout=n_heldout, device=device)
+        entries.append(entry)
+        frames = make_frames(entries, **meta, environment=environment(), command=command,
+                             finished=dt.datetime.now(dt.timezone.utc).isoformat(
+                                 timespec="seconds"))
+        if path is not None:
+            save_frames(frames, path)
+    return frames
+
+
+def frames_path(seed: int, folder=MOVIE_DIR) -> Path:
+    """``results/toy-movie/frames-s<seed>.json``."""
+    return Path(folder) / f"frames-s{seed}.json"
+
+
+# --------------------------------------------------------------------------- summary
+
+def movie_summary(frames: dict) -> list:
+    """Per run and per key epoch (first, last, lr drops, GAIRAT burn-in and the epoch
+    before each), what the frames show: a list of rows (dicts) for a table."""
+    keys = key_epochs(frames)
+    marks = set(keys.values())
+    marks |= {e - 1 for e in marks}
+    rows = []
+    for r in frames["runs"]:
+        counts = peak_counts(r, "train")
+        chosen = pick_epochs(r["epochs"], n=2, include=marks)
+        for e in chosen:
+            i = epoch_index(r, e)
+            row = {"run": r["run"], "label": r["label"], "epoch": e,
+                   "train_peaks": counts[i],
+                   "train_slice_pgd_acc": r["train_slice_pgd_acc"][i],
+                   "heldout_pgd_acc": r["pgd_acc"][i]}
+            if r.get("train_quantiles"):
+                row.update(r["train_quantiles"][i])
+            if r.get("train_peaks"):
+                row["peak_positions"] = r["train_peaks"][i]
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- command line
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.movie",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="comma-separated run slugs")
+    p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
+    p.add_argument("--out", default=str(MOVIE_DIR), help="folder of the frames and figures")
+    p.add_argument("--n-heldout", type=int, default=TOY_HELDOUT)
+    p.add_argument("--device", default=None)
+    p.add_argument("--plot", action="store_true", help="draw the static figure(s)")
+    p.add_argument("--from-results", nargs="+", metavar="FILE",
+                   help="make frames of the runner's result files instead of training")
+    return p.parse_args(argv)
+
+
+def save_movie_figure(frames: dict, path, epochs=None) -> Path:
+    """Draw :func:`sovr_tutorial.plots.plot_margin_movie` of ``frames`` into ``path``."""
+    from .plots import plot_margin_movie
+
+    fig = plot_margin_movie(frames, epochs=epochs)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    return Path(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    command = " ".join([Path(sys.executable).name, "-m", __name__]
+                       + list(sys.argv[1:] if argv is None else argv))
+    if args.from_results:
+        frames = frames_from_results(args.from_results)
+        path = save_frames(frames, out / "frames.json")
+        print("wrote", path)
+        if args.plot:
+            print("wrote", save_movie_figure(frames, out / "margin_movie.png"))
+        return 0
+    runs = [as_run(r) for r in args.runs.split(",") if r.strip()]
+    for seed in (int(s) for s in args.seeds.split(",") if s.strip()):
+        path = frames_path(seed, out)
+        frames = toy_movie(runs, seed, n_heldout=args.n_heldout, device=args.device,
+                           path=path, command=command)
+        for row in movie_summary(frames):
+            q = f"  q10/q50/q90 {row['q10']:+.2f}/{row['q50']:+.2f}/{row['q90']:+.2f}" \
+                if "q50" in row else ""
+            print(f"{row['run']:>14} epoch {row['epoch']:>3}: peaks {row['train_peaks']}"
+                  f"  train-slice PGD acc {row['train_slice_pgd_acc']:.3f}{q}", flush=True)
+        if args.plot:
+            epochs = [e for e in TOY_FIGURE_EPOCHS if e in common_epochs(frames)] or None
+            print("wrote", save_movie_figure(frames, out / f"margin_movie-s{seed}.png", epochs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
