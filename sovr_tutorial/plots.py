@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .data import CLASSES
-from .runs import NAMES, Run
+from .runs import DEFAULT_SOVR_RATIO, NAMES, Run
 
 #: One colour per method, the same in every figure of the course.
 METHOD_COLORS = {
@@ -570,11 +570,16 @@ def _toy_runs(results: list) -> dict:
     return {s: sorted(groups[s], key=lambda r: r["seed"]) for s in sorted(groups, key=key)}
 
 
-def _toy_color(slug: str, index: int) -> str:
+def _toy_color(slug: str, index: int = 0) -> str:
+    """One colour per run in every toy figure: the method's; SOVR's ratios in shades of its
+    orange (darker = larger), its threshold rule brown, its boundary rule cyan."""
     run = Run.parse(slug)
-    if run.method == "sovr" and (run.rule, run.value) != ("ratio", 0.4):
-        return _EXTRA_COLORS[index % len(_EXTRA_COLORS)]
-    return method_color(run)
+    if run.method != "sovr" or (run.rule, run.value) == ("ratio", DEFAULT_SOVR_RATIO):
+        return method_color(run, index)
+    if run.rule == "ratio":
+        from matplotlib import colormaps
+        return colormaps["Oranges"](0.3 + 0.65 * run.value)
+    return {"threshold": "#8c564b", "boundary": "#17becf"}[run.rule]
 
 
 def _toy_hist_axes(ax, margins, bins, *, color, label, filled=True):
@@ -670,7 +675,7 @@ def plot_toy_margins(results: list, bins=TOY_BINS):
     if not groups:
         raise ValueError("results must hold at least one toy result")
     n = len(groups)
-    fig = Figure(figsize=(2.6 * n + 0.6, 5.6))
+    fig = Figure(figsize=(2.2 * n + 0.6, 5.6))
     # y = fraction of points everywhere; each column (one run) its own scale, so a spike
     # (GAIRAT's) does not flatten the others
     axes = fig.subplots(2, n, squeeze=False, sharex=True, sharey="col")
@@ -711,6 +716,7 @@ def toy_summary(results: list) -> list:
         row = {"slug": slug, "label": rs[0]["label"], "seeds": [r["seed"] for r in rs]}
         for key, get in (("clean", lambda r: r["clean_acc"]), ("pgd", lambda r: r["pgd_acc"]),
                          ("margin_attack", lambda r: r["margin_attack_acc"]),
+                         ("pgd_point", lambda r: r["pgd_point_acc"]),
                          ("aa", lambda r: r["autoattack"].get("robust", np.nan)),
                          ("robust_train", lambda r: r["robust_train_acc"]),
                          ("q10", lambda r: r["train_margin_quantiles"]["q10"]),
@@ -736,12 +742,14 @@ def toy_table(results: list) -> str:
     def num(ms, f="+.2f"):
         return f"{ms[0]:{f}} ± {ms[1]:.2f}"
 
-    lines = ["| run | seeds | clean (%) | PGD-20 (%) | margin attack (%) | AA custom (%) | "
-             "train q10 / q50 / q90 | test q10 / q50 / q90 | peaks train / test | s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | seeds | clean (%) | PGD-20 (%) | at the PGD-20 points (%) | "
+             "margin attack (%) | AA custom (%) | train q10 / q50 / q90 | test q10 / q50 / q90 | "
+             "peaks train / test | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in toy_summary(results):
         lines.append(
             f"| {r['label']} | {len(r['seeds'])} | {pct(r['clean'])} | {pct(r['pgd'])} | "
+            f"{pct(r['pgd_point'])} | "
             f"{pct(r['margin_attack'])} | {pct(r['aa'])} | {num(r['q10'])} / {num(r['q50'])} / "
             f"{num(r['q90'])} | {num(r['test_q10'])} / {num(r['test_q50'])} / "
             f"{num(r['test_q90'])} | {r['train_peaks'][0]:.1f} / {r['test_peaks'][0]:.1f} | "
@@ -754,7 +762,7 @@ def plot_toy_accuracy(results: list):
     test points: mean +- std over seeds (bars) and each seed (dots)."""
     rows = toy_summary(results)
     groups = _toy_runs(results)
-    keys = (("clean", "clean"), ("pgd", "PGD-20 (CE)"),
+    keys = (("clean", "clean"), ("pgd", "PGD-20 (CE): right clean and at the PGD point"),
             ("margin_attack", "PGD-50 on the margin, 3 restarts"),
             ("aa", "AutoAttack custom (APGD-CE + APGD-T)"))
     getters = {"clean": lambda r: r["clean_acc"], "pgd": lambda r: r["pgd_acc"],
@@ -771,6 +779,9 @@ def plot_toy_accuracy(results: list):
         ax.bar(xs, means, width, yerr=stds, color=shade, alpha=0.8, label=name, capsize=2)
         for x, rs in zip(xs, groups.values()):
             ax.plot([x] * len(rs), [100 * getters[key](r) for r in rs], "k.", markersize=2.5)
+    pgd_x = np.arange(len(rows)) + (1 - (len(keys) - 1) / 2) * width
+    ax.plot(pgd_x, [100 * r["pgd_point"][0] for r in rows], "k_", markersize=14, mew=2,
+            label="PGD-20: right at the PGD point, whatever the clean prediction")
     ax.set_xticks(np.arange(len(rows)))
     ax.set_xticklabels([r["label"] for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("test accuracy (%)")

@@ -36,7 +36,7 @@ from .attacks import attack_dataset
 from .autoattack import autoattack_eval
 from .checks import check_number, check_ratio
 from .devices import model_device, pick_device
-from .evaluate import accuracy, pgd_accuracy
+from .evaluate import pgd_accuracy, predictions
 from .experiments import environment, margin_stats
 from .files import atomic_write_text
 from .losses import sovr_select
@@ -203,6 +203,19 @@ def _autoattack(model, x, y, tier, seed) -> dict:
             "note": "logits padded to 10 classes with -1e4 so APGD-T runs (5 real targets)"}
 
 
+def _correct(model, x, x_adv, y):
+    """(right on x, right on x_adv), bool (N,) on the CPU. Robust accuracy counts a point
+    only when both hold, as the margin attack and AutoAttack do: the last PGD iterate can
+    land a wrongly classified point on the right side (GAIRAT does this here), which would
+    otherwise count as robust."""
+    y = y.cpu()
+    return predictions(model, x) == y, predictions(model, x_adv) == y
+
+
+def _bits(mask) -> str:
+    return "".join("1" if ok else "0" for ok in mask.tolist())
+
+
 def _quantiles(stats: dict) -> dict:
     return {k: stats["margin"][k] for k in ("q10", "q50", "q90")}
 
@@ -247,15 +260,22 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
     with torch.no_grad():
         z_tr = model(x_tr_adv)
     train_m = _margin(z_tr, y_tr).cpu().numpy()
+    clean_ok, pgd_ok = _correct(model, x_te, x_te_adv, y_te)
+    train_ok, train_pgd_ok = _correct(model, x_tr, x_tr_adv, y_tr)
     eval_seconds = time.perf_counter() - t0
     aa = _autoattack(model, x_te, y_te, tier, seed)
     return {
-        "clean_acc": accuracy(model, x_te, y_te),
-        "pgd_acc": margins["test_adv"]["accuracy"],
+        "clean_acc": clean_ok.float().mean().item(),
+        # robust: right clean and at the PGD-20 point (as for the margin attack and AA)
+        "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
+        # right at the PGD-20 point, whatever the clean prediction (what many training
+        # scripts print); above pgd_acc when PGD moves wrong points to the right side
+        "pgd_point_acc": pgd_ok.float().mean().item(),
         "margin_attack_acc": margin_acc,
         "autoattack": aa,
-        "train_clean_acc": margins["train_clean"]["accuracy"],
-        "robust_train_acc": margins["train_adv"]["accuracy"],
+        "per_point": {"clean": _bits(clean_ok), "pgd": _bits(pgd_ok)},
+        "train_clean_acc": train_ok.float().mean().item(),
+        "robust_train_acc": (train_ok & train_pgd_ok).float().mean().item(),
         "train_margin_quantiles": _quantiles(margins["train_adv"]),
         "test_margin_quantiles": _quantiles(margins["test_adv"]),
         "train_peaks": margins["train_adv"]["peaks"],
@@ -421,18 +441,19 @@ EXPLORER_HELDOUT = 1024     # held-out points the explorer measures on (the test
 def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1) -> dict:
     """What the explorer shows of a model on held-out points x (N, 2), y (N,).
 
-    Adversarial margins at PGD-``eval_steps`` (CE), accuracy under it, clean accuracy,
-    accuracy under the margin attack (PGD-50 on the margin, ``restarts`` restarts) and the
-    decision regions.
+    Adversarial margins at PGD-``eval_steps`` (CE), robust accuracy under it (right clean
+    and at the PGD point), clean accuracy, accuracy under the margin attack (PGD-50 on the
+    margin, ``restarts`` restarts) and the decision regions.
     """
     x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
                            alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
     with torch.no_grad():
         m = _margin(model(x_adv), y).cpu().numpy()
     summary = margin_summary(m)
+    clean_ok, pgd_ok = _correct(model, x, x_adv, y)
     return {"margins": m.tolist(), "q10": summary["q10"], "q50": summary["q50"],
-            "q90": summary["q90"], "pgd_acc": accuracy(model, x_adv, y),
-            "clean_acc": accuracy(model, x, y),
+            "q90": summary["q90"], "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
+            "clean_acc": clean_ok.float().mean().item(),
             "margin_attack_acc": pgd_accuracy(
                 model, x, y, eps=tier.eps, steps=MARGIN_ATTACK_STEPS,
                 alpha=tier.step_size(MARGIN_ATTACK_STEPS), restarts=restarts, loss="margin",
@@ -487,7 +508,7 @@ def plot_toy_results(out_dir) -> list:
     tier = first[0]["tier"]
     points = make_world(seeds[0], n_train=tier["n_train"], n_test=tier["n_test"])[0]
     figures = {
-        "toy_regions.png": plots.plot_toy_regions(first, points[0], points[1], eps=tier["eps"]),
+        "toy_regions.png": plots.plot_toy_regions(first, points[0], eps=tier["eps"]),
         "toy_margins.png": plots.plot_toy_margins(results),
         "toy_accuracy.png": plots.plot_toy_accuracy(results),
         "toy_switch.png": plots.plot_toy_switch(results),

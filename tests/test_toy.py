@@ -142,6 +142,12 @@ def test_a_short_run_records_what_the_issue_asks_for(small_results):
     for key in ("clean_acc", "pgd_acc", "margin_attack_acc"):
         assert 0.0 <= r[key] <= 1.0
     assert r["pgd_acc"] <= r["clean_acc"] and r["margin_attack_acc"] <= r["clean_acc"]
+    # robust = right clean and at the PGD point; the per-point bits say the same
+    clean, pgd = (np.array([c == "1" for c in r["per_point"][k]]) for k in ("clean", "pgd"))
+    assert len(clean) == len(pgd) == 256
+    assert r["clean_acc"] == pytest.approx(clean.mean())
+    assert r["pgd_acc"] == pytest.approx((clean & pgd).mean())
+    assert r["pgd_point_acc"] == pytest.approx(pgd.mean()) and r["pgd_point_acc"] >= r["pgd_acc"]
     q = r["train_margin_quantiles"]
     assert q["q10"] <= q["q50"] <= q["q90"]
     assert len(r["train_peaks"]) >= 1 and len(r["test_peaks"]) >= 1
@@ -186,6 +192,10 @@ def test_figures_are_drawn_from_the_files(small_results):
     for fig in (plots.plot_toy_regions(results, x, eps=0.0375), plots.plot_toy_margins(results),
                 plots.plot_toy_accuracy(results), plots.plot_toy_switch(results)):
         assert isinstance(fig, Figure)
+    paths = toy.plot_toy_results(small_results)
+    assert sorted(p.name for p in paths) == ["toy_accuracy.png", "toy_margins.png",
+                                             "toy_regions.png", "toy_switch.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
     table = plots.toy_table(results)
     assert "| AT | 1 |" in table and "| SOVR (ratio 0.4) | 1 |" in table
     assert toy.results_note(results).startswith("toy tier: MLP 2-128-128-6, 256 training points, "
