@@ -249,3 +249,16 @@ def test_committed_toy_movie_is_complete():
         assert r["n_train"] == r["n_heldout"] == movie.TOY_HELDOUT
         assert len(r["train_peaks"]) == tier.epochs
     assert (COMMITTED.parent / "margin_movie-s0.png").exists()
+
+
+def test_committed_gairat_is_at_through_its_burn_in():
+    """GAIRAT trains as plain AT for the tier's burn-in epochs (same seed, same data): its
+    frames equal AT's up to the burn-in and differ from the first re-weighted epoch on."""
+    if not COMMITTED.exists():
+        pytest.fail(f"{COMMITTED} is missing: python -m sovr_tutorial.movie --plot")
+    frames = movie.load_frames(COMMITTED)
+    runs = {r["slug"]: r for r in frames["runs"]}
+    burn_in = frames["tier"]["gairat_burn_in"]
+    same = [runs["at"][k][:burn_in] == runs["gairat"][k][:burn_in] for k in ("train", "heldout")]
+    assert same == [True, True]
+    assert runs["at"]["train"][burn_in] != runs["gairat"]["train"][burn_in]
