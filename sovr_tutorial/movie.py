@@ -106,15 +106,12 @@ def make_frames(runs: list, **meta) -> dict:
 
 def frames_from_results(paths) -> dict:
     """Frames of the runner's result files (JSON with ``history``), in the given order."""
-    entries, tiers = [], []
-    for path in paths:
-        result = json.loads(Path(path).read_text())
-        entries.append(frames_from_history(result["history"], run=run_of(result),
-                                           seed=int(result.get("seed", 0))))
-        tiers.append(result.get("tier"))
-    data = sorted({str(json.loads(Path(p).read_text()).get("data", {}).get("source", "?"))
-                   for p in paths})
-    return make_frames(entries, tier=tiers[0], data=", ".join(data),
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    entries = [frames_from_history(r["history"], run=run_of(r), seed=int(r.get("seed", 0)))
+               for r in results]
+    data = sorted({str((r.get("data") or {}).get("label") or (r.get("data") or {}).get("source"))
+                   for r in results})
+    return make_frames(entries, tier=results[0].get("tier"), data=", ".join(data),
                        sources=[str(p) for p in paths])
 
 

@@ -82,7 +82,8 @@ def test_save_and_load_give_the_same_frames(tmp_path):
 
 def test_frames_from_a_runner_result_file(tmp_path):
     result = {"run": "sovr-r0.4-s1", "method": "sovr", "seed": 1, "options": Run("sovr").options(),
-              "tier": {"name": "cpu", "gairat_burn_in": 3}, "data": {"source": "CIFAR-10 (JPEG copy)"},
+              "tier": {"name": "cpu", "gairat_burn_in": 3},
+              "data": {"source": "jpeg", "label": "CIFAR-10 (JPEG copy)"},
               "history": _history([0.0, 1.0, 2.0])}
     path = tmp_path / "sovr-r0.4-s1.json"
     path.write_text(json.dumps(result))
