@@ -52,3 +52,17 @@ def _umask() -> int:
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_between(path, begin: str, end: str, block: str) -> bool:
+    """Replace the text between the marker lines ``begin`` and ``end`` of a generated block
+    in ``path`` (markdown) by ``block``; True if the file changed."""
+    path = Path(path)
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no {begin} ... {end} markers to write between")
+    head, rest = text.split(begin, 1)
+    new = f"{head}{begin}\n{block}{end}{rest.split(end, 1)[1]}"
+    if new != text:
+        atomic_write_text(path, new)
+    return new != text

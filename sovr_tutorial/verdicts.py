@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import write_between
+
 from .checks import check_number
 from .margins import kde_bandwidth, margin_peaks
 from .results import is_collapsed, load_results, pgd_key, run_of
@@ -431,16 +433,7 @@ def verdicts_markdown(result: dict) -> str:
 
 def write_block(path, block: str) -> bool:
     """Replace the text between the verdict markers of ``path``; True if it changed."""
-    path = Path(path)
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{path} has no {BEGIN} ... {END} markers to write the verdicts between")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{block}{END}{tail}"
-    if new != text:
-        path.write_text(new)
-    return new != text
+    return write_between(path, BEGIN, END, block)
 
 
 def main(argv=None) -> int:
