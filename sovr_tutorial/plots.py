@@ -795,7 +795,7 @@ def plot_toy_accuracy(results: list):
     return fig
 
 
-def plot_toy_switch(results: list):
+def plot_toy_switch(results: list, control: dict | None = None):
     """Section 4 of the toy world: where SOVR moves the margins, and why.
 
     Left: for each SOVR variant, its adversarial training margin minus AT's on the same
@@ -804,7 +804,9 @@ def plot_toy_switch(results: list):
     (:func:`sovr_tutorial.toy.margin_push`, medians per margin bin of AT's adversarial
     training logits, each seed a line) against the two-logit formula
     sigmoid(-m/2) / sigmoid(-m), with the margins below which the ratio rule switches.
-    Right: training-margin q10 / q50 / q90 per run (mean ± std over seeds).
+    Right: training-margin q10 / q50 / q90 per run (mean ± std over seeds). ``control``
+    (:func:`sovr_tutorial.toy.run_control`): AT retrained with another initialisation,
+    drawn on the left as the size of chance differences.
     """
     from .toy import paired_margin_shift   # toy imports the package's training code
 
@@ -827,6 +829,12 @@ def plot_toy_switch(results: list):
         ax1.plot(centres, mean, marker="o", markersize=3, color=color,
                  label=f"{rs[0]['label']} ({len(shift)} seeds)")
         ax1.fill_between(centres, mean - std, mean + std, color=color, alpha=0.15)
+    if control is not None:
+        shift = paired_margin_shift(groups["at"], control["runs"], edges)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ax1.plot(centres, np.nanmean(shift, axis=0), color="0.4", linestyle="--",
+                     marker=".", label=f"AT, another initialisation (chance; {len(shift)} seeds)")
     ax1.axhline(0, color="k", linewidth=0.8)
     ax1.axvline(0, color="k", linewidth=0.8, linestyle=":")
     ax1.set_xlabel("AT's adversarial margin of the training point")

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -349,9 +350,56 @@ def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
 
 
 def load_toy_results(out_dir) -> list:
-    """Every result file of ``out_dir`` (a list of dicts, sorted by file name)."""
+    """Every run's result file of ``out_dir`` (a list of dicts, sorted by file name); the
+    noise control (CONTROL_FILE) is read by :func:`load_control`."""
     return [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*.json"))
-            if p.name != "explorer.json"]
+            if p.name != CONTROL_FILE]
+
+
+# The noise control of section 4: AT trained again on the same points with another
+# initialisation and batch order (training seed CONTROL_OFFSET + seed). Its margins minus
+# AT's, point by point, show how much two equally trained models differ by chance (and
+# any regression to the mean of the binned comparison).
+CONTROL_FILE = "control_at_reinit.json"
+CONTROL_OFFSET = 1000
+
+
+def run_control(seeds, tier=None, *, out_dir=None, device=None) -> dict:
+    """Train the noise control for ``seeds`` (see CONTROL_FILE); with ``out_dir`` written
+    to ``out_dir/CONTROL_FILE`` (read back if it exists for the same seeds)."""
+    tier = tier if tier is not None else toy_tier()
+    seeds = [check_number("seed", s, low=0, integer=True) for s in seeds]
+    path = None if out_dir is None else Path(out_dir) / CONTROL_FILE
+    if path is not None and path.exists():
+        old = json.loads(path.read_text())
+        if old["seeds"] == seeds:
+            return old
+    t0 = time.perf_counter()
+    values = {}
+    for seed in seeds:
+        (x, y, _), _ = make_world(seed, n_train=tier.n_train, n_test=tier.n_test)
+        model, _ = train("at", x, y, tier=tier, seed=CONTROL_OFFSET + seed,
+                         device=pick_device(device), progress=False)
+        x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
+                               alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
+        with torch.no_grad():
+            m = _margin(model(x_adv), y).cpu().numpy().astype(np.float64)
+        values[seed] = np.round(m, 3).tolist()
+    control = {"what": "AT retrained on the same points with training seed offset + seed",
+               "offset": CONTROL_OFFSET, "seeds": seeds, "tier": dataclasses.asdict(tier),
+               "runs": [{"seed": s, "margins": {"train_adv": {"values": values[s]}}}
+                        for s in seeds],
+               "seconds": time.perf_counter() - t0, "environment": environment()}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(control))
+    return control
+
+
+def load_control(out_dir) -> dict | None:
+    """The noise control of ``out_dir``, or None when it was not run."""
+    path = Path(out_dir) / CONTROL_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 
@@ -394,7 +442,7 @@ SHIFT_GROUPS = (("wrong (m < 0)", -np.inf, 0.0), ("small (0 <= m < 1)", 0.0, 1.0
                 ("large (m >= 1)", 1.0, np.inf))
 
 
-def switch_effect(results: list) -> dict:
+def switch_effect(results: list, control: dict | None = None) -> dict:
     """Section 4's numbers from toy result files.
 
     ``shift``: per SOVR run slug, per group of SHIFT_GROUPS, the mean over seeds (and std)
@@ -402,20 +450,28 @@ def switch_effect(results: list) -> dict:
     ``push``: OVR's push on the margin over CE's on AT's adversarial training logits, per
     group (the per-bin medians of :func:`push_curve`, weighted by the bins' counts, then
     averaged over seeds). ``switched_wrong``: per SOVR slug, the share of the points its
-    rule picks at the end of training that are misclassified (mean over seeds).
+    rule picks at the end of training that are misclassified (mean over seeds). With the
+    noise ``control`` (:func:`run_control`), ``shift`` also holds it under "control".
     """
     at_runs = [r for r in results if r["slug"] == "at"]
     if not at_runs:
         raise ValueError("switch_effect needs the AT runs (the reference)")
     edges = [g[1] for g in SHIFT_GROUPS] + [SHIFT_GROUPS[-1][2]]
     out = {"shift": {}, "push": {}, "switched_wrong": {}}
-    for slug in sorted({r["slug"] for r in results if r["method"] == "sovr"}):
-        runs = [r for r in results if r["slug"] == slug]
+    compared = {slug: [r for r in results if r["slug"] == slug]
+                for slug in sorted({r["slug"] for r in results if r["method"] == "sovr"})}
+    if control is not None:
+        compared["control"] = control["runs"]
+    for slug, runs in compared.items():
         shift = paired_margin_shift(at_runs, runs, edges)
-        out["shift"][slug] = {g[0]: (float(np.nanmean(shift[:, i])),
-                                     float(np.nanstd(shift[:, i], ddof=1)) if len(shift) > 1
-                                     else 0.0)
-                              for i, g in enumerate(SHIFT_GROUPS)}
+        with warnings.catch_warnings():   # a group empty in every seed stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["shift"][slug] = {g[0]: (float(np.nanmean(shift[:, i])),
+                                         float(np.nanstd(shift[:, i], ddof=1))
+                                         if len(shift) > 1 else 0.0)
+                                  for i, g in enumerate(SHIFT_GROUPS)}
+        if slug == "control":
+            continue
         shares = [r["switch"]["misclassified_share"] for r in runs
                   if r.get("switch") and r["switch"]["misclassified_share"] is not None]
         out["switched_wrong"][slug] = float(np.mean(shares)) if shares else None
@@ -511,7 +567,7 @@ def plot_toy_results(out_dir) -> list:
         "toy_regions.png": plots.plot_toy_regions(first, points[0], eps=tier["eps"]),
         "toy_margins.png": plots.plot_toy_margins(results),
         "toy_accuracy.png": plots.plot_toy_accuracy(results),
-        "toy_switch.png": plots.plot_toy_switch(results),
+        "toy_switch.png": plots.plot_toy_switch(results, control=load_control(out_dir)),
     }
     paths = []
     for name, fig in figures.items():
@@ -535,6 +591,9 @@ def parse_args(argv=None):
                    help="override a field of the toy tier, e.g. --set epochs=100 "
                    "(use another --out: finished runs are skipped by file name)")
     p.add_argument("--device", default=None)
+    p.add_argument("--control", action="store_true",
+                   help=f"also train the noise control of section 4 ({CONTROL_FILE}: AT again "
+                   "on the same points with another initialisation and batch order)")
     p.add_argument("--plot", action="store_true",
                    help="draw the figures from the results folder after the runs")
     args = p.parse_args(argv)
@@ -567,6 +626,10 @@ def main(argv=None) -> int:
                   f"  margin attack {res['margin_attack_acc']:.3f}  AA {aa:.3f}  train margins "
                   f"q10/q50/q90 {q['q10']:+.2f}/{q['q50']:+.2f}/{q['q90']:+.2f}  peaks "
                   f"{len(res['train_peaks'])}  {res['seconds']:.1f} s", flush=True)
+    if args.control:
+        control = run_control(args.seeds, args.tier, out_dir=out_dir, device=args.device)
+        print(f"noise control (AT, other initialisation), seeds {control['seeds']}: "
+              f"{control['seconds']:.1f} s", flush=True)
     print(f"total {time.perf_counter() - t0:.1f} s", flush=True)
     if args.plot:
         for path in plot_toy_results(out_dir):

@@ -202,6 +202,21 @@ def test_figures_are_drawn_from_the_files(small_results):
                                                 "3 steps of batch 256")
 
 
+def test_the_noise_control_is_at_again_with_another_initialisation(small_results):
+    tier = toy.toy_tier(**SMALL)
+    control = toy.run_control([0], tier, out_dir=small_results)
+    assert (small_results / toy.CONTROL_FILE).exists()
+    assert toy.load_control(small_results)["seeds"] == [0]
+    assert toy.CONTROL_FILE not in [r.get("run") for r in toy.load_toy_results(small_results)]
+    assert len(toy.load_toy_results(small_results)) == 2     # the two runs, not the control
+    at = json.loads((small_results / "at-s0.json").read_text())
+    values = control["runs"][0]["margins"]["train_adv"]["values"]
+    assert len(values) == 256 and values != at["margins"]["train_adv"]["values"]
+    effect = toy.switch_effect(toy.load_toy_results(small_results), control)
+    assert set(effect["shift"]) == {"sovr-r0.4", "control"}
+    assert "control" not in effect["switched_wrong"]
+
+
 # --------------------------------------------------------------------------- explorer
 
 @pytest.fixture(scope="module")
