@@ -1,18 +1,26 @@
 """Benchmarks: print measured figures (never asserted in tests).
 
-    python -m benchmarks.run [--steps 20] [--aa-images 100] [--skip-aa]
+    python -m benchmarks.run [--rounds 7] [--steps 6] [--threads 2] [--aa-images 100] [--skip-aa]
 
 1. Adversarial-training throughput (images/s of a PGD-10 AT step) of the package's loop
-   against the plain reference a user would otherwise write: a torchvision-style
-   Dataset with per-image PIL transforms behind a DataLoader, and a textbook PGD loop
+   against the plain reference a user would otherwise write: a torchvision-style Dataset
+   with per-image PIL transforms behind a DataLoader, and a textbook PGD loop
    (``loss.backward()`` on the input, which also fills every parameter's .grad). Same
-   model, same batch size, same eps/steps, float32 both, same machine, one run.
+   model, batch size, eps and steps, float32 weights, same machine. The loops are timed
+   INTERLEAVED: each round runs a block of ``--steps`` steps of every loop in turn
+   (reference, package fp32, package bf16, ...), so a machine that gets busier or
+   quieter affects every loop alike; each round gives one ratio per variant (its img/s
+   over the reference's in that round), and the median ratio is printed with its range
+   over the rounds. Variants of the package loop: fp32; bf16 autocast (the tier's
+   ``precision="bf16"``, fp32 master weights); ``torch.compile`` of the model (fp32).
 2. Time of AutoAttack (standard) per 100 test images for the cpu-tier small model.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
+import statistics
 import time
 
 import torch
@@ -20,8 +28,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 import sovr_tutorial as st
-from sovr_tutorial.data import batches
-from sovr_tutorial.train import MethodOptions, method_loss
+from sovr_tutorial.batches import batches
+from sovr_tutorial.runs import Run
+from sovr_tutorial.train import train_step
 
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 10
 
@@ -56,51 +65,89 @@ def textbook_pgd(model, x, y):
     return x_adv.detach()
 
 
-def time_steps(step, loader, n_steps, warmup=3):
-    it = iter(loader)
-    for _ in range(warmup):
-        step(*next(it))
-    t0, n = time.perf_counter(), 0
-    for _ in range(n_steps):
-        x, y = next(it)
-        step(x, y)
-        n += len(y)
-    return n / (time.perf_counter() - t0)
+def _fresh(model_name, width, channels_last):
+    torch.manual_seed(0)
+    m = st.build_model(model_name, width=width, channels_last=channels_last).train()
+    return m, torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
-def bench_training(x, y, steps, batch_size=128, width=16):
-    tier = st.get_tier("cpu", width=width, batch_size=batch_size)
+def reference_loop(x, y, model_name, width, batch_size):
+    """(step, endless batch iterator) of the textbook loop."""
+    model, opt = _fresh(model_name, width, channels_last=False)
 
-    def fresh(channels_last):
-        torch.manual_seed(0)
-        m = st.build_model("small_cnn", width=width, channels_last=channels_last).train()
-        return m, torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-
-    ref_model, ref_opt = fresh(False)
-
-    def ref_step(xb, yb):
-        x_adv = textbook_pgd(ref_model, xb, yb)
-        loss = F.cross_entropy(ref_model(x_adv), yb)
-        ref_opt.zero_grad()
+    def step(xb, yb):
+        x_adv = textbook_pgd(model, xb, yb)
+        loss = F.cross_entropy(model(x_adv), yb)
+        opt.zero_grad()
         loss.backward()
-        ref_opt.step()
+        opt.step()
 
-    ref_loader = torch.utils.data.DataLoader(PilCifar(x, y), batch_size=batch_size,
-                                             shuffle=True, num_workers=0, drop_last=True)
-    pkg_model, pkg_opt = fresh(True)
-    opts = MethodOptions()
+    loader = torch.utils.data.DataLoader(PilCifar(x, y), batch_size=batch_size, shuffle=True,
+                                         num_workers=0, drop_last=True)
+    return step, itertools.chain.from_iterable(itertools.repeat(loader))
 
-    def pkg_step(xb, yb):
-        xb = xb.contiguous(memory_format=torch.channels_last)
-        loss, _ = method_loss("at", pkg_model, xb, yb, tier=tier, epoch=0, opts=opts)
-        pkg_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        pkg_opt.step()
 
-    pkg_loader = batches(x, y, batch_size, shuffle=True, augment=True, seed=0, drop_last=True)
-    ref = time_steps(ref_step, ref_loader, steps)
-    pkg = time_steps(pkg_step, pkg_loader, steps)
-    return ref, pkg
+def package_loop(x, y, model_name, width, batch_size, precision="fp32", compile=False,
+                 channels_last=True):
+    """(step, endless batch iterator) of the package's loop: its batches and train_step,
+    channels_last weights and inputs (as build_model and fit make them), with the tier's
+    precision; ``compile``: the model through torch.compile, for the attack's passes as
+    well as the update's."""
+    tier = st.get_tier("cpu", model=model_name, width=width, batch_size=batch_size,
+                       precision=precision)
+    model, opt = _fresh(model_name, width, channels_last=channels_last)
+    step_model = torch.compile(model) if compile else model
+    run = Run("at")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def step(xb, yb):
+        xb = xb.contiguous(memory_format=memory_format)
+        train_step(run, step_model, opt, xb, yb, tier=tier, epoch=0)
+
+    loader = batches(x, y, batch_size, shuffle=True, augment=True, seed=0, drop_last=True)
+    return step, itertools.chain.from_iterable(itertools.repeat(loader))
+
+
+def _block(step, it, n):
+    t0, images = time.perf_counter(), 0
+    for _ in range(n):
+        xb, yb = next(it)
+        step(xb, yb)
+        images += len(yb)
+    return images / (time.perf_counter() - t0)
+
+
+def interleaved(loops: dict, rounds: int, steps: int, warmup: int = 3) -> dict:
+    """img/s of every loop per round, the loops run one block each in turn, every round."""
+    for step, it in loops.values():        # warm-up (and compilation) outside the timing
+        _block(step, it, warmup)
+    rates = {name: [] for name in loops}
+    for r in range(rounds):
+        # alternate the order every round: no loop always runs right after the same one
+        names = list(loops) if r % 2 == 0 else list(reversed(loops))
+        for name in names:
+            rates[name].append(_block(*loops[name], steps))
+    return rates
+
+
+def _spread(values) -> str:
+    q = (statistics.quantiles(values, n=4, method="inclusive") if len(values) >= 2
+         else [values[0]] * 3)
+    return (f"median {statistics.median(values):.2f}x (IQR {q[0]:.2f}-{q[2]:.2f}, "
+            f"range {min(values):.2f}-{max(values):.2f}, {len(values)} rounds)")
+
+
+def bench_training(x, y, *, rounds, steps, variants, model_name="small_cnn", width=16,
+                   batch_size=128):
+    loops = {"reference": reference_loop(x, y, model_name, width, batch_size)}
+    for name in variants:
+        precision = "bf16" if "bf16" in name else "fp32"
+        loops[name] = package_loop(x, y, model_name, width, batch_size, precision=precision,
+                                   compile="compile" in name, channels_last="nchw" not in name)
+    rates = interleaved(loops, rounds, steps)
+    ratios = {name: [p / r for p, r in zip(rates[name], rates["reference"])]
+              for name in variants}
+    return rates, ratios
 
 
 def bench_autoattack(n_images):
@@ -120,21 +167,37 @@ def bench_autoattack(n_images):
     return seconds * 100 / n_images, res, which, info["label"]
 
 
+VARIANTS = ("package fp32", "package bf16", "package fp32 compile")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per loop")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    p.add_argument("--steps", type=int, default=6, help="timed training steps per block")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (the goal: 2 cores)")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"package loops to time against the reference (default {VARIANTS}; "
+                   "also 'package bf16 compile' and 'package fp32 nchw': plain NCHW tensors)")
+    p.add_argument("--model", default="small_cnn")
+    p.add_argument("--width", type=int, default=16)
     p.add_argument("--aa-images", type=int, default=100)
     p.add_argument("--skip-aa", action="store_true")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
           f"torch threads, torch {torch.__version__}, no GPU used")
     x, y, info = st.load_cifar10("train")
-    x, y = st.balanced_subset(x, y, 128 * (args.steps + 4), seed=0)
-    ref, pkg = bench_training(x, y, args.steps)
-    print(f"PGD-10 AT step, SmallCNN w16, batch 128, {info['label']}:")
-    print(f"  reference (DataLoader + PIL transforms + textbook PGD): {ref:8.1f} img/s")
-    print(f"  sovr_tutorial (tensor batches + input-only grads + channels_last): {pkg:8.1f} img/s")
-    print(f"  ratio: {pkg / ref:.2f}x")
+    x, y = st.balanced_subset(x, y, 128 * 16, seed=0)
+    rates, ratios = bench_training(x, y, rounds=args.rounds, steps=args.steps,
+                                   variants=variants, model_name=args.model, width=args.width)
+    print(f"PGD-10 AT step, {args.model} w{args.width}, batch 128, {info['label']}, "
+          f"{args.rounds} interleaved rounds of {args.steps} steps per loop:")
+    print(f"  reference (DataLoader + PIL transforms + textbook PGD, fp32): median "
+          f"{statistics.median(rates['reference']):7.1f} img/s")
+    for name in variants:
+        print(f"  {name:<22}: median {statistics.median(rates[name]):7.1f} img/s; "
+              f"ratio to the reference {_spread(ratios[name])}")
     if not args.skip_aa:
         per100, res, which, label = bench_autoattack(args.aa_images)
         print(f"AutoAttack standard, L-inf 8/255, {args.aa_images} test images of {label}, {which}:")

@@ -1,6 +1,8 @@
-"""The GPU benchmark script runs (here on CPU, tiny) and counts FLOPs the way it says."""
+"""The benchmark scripts run (here on CPU, tiny) and print what they say; no timings are
+asserted. The GPU script counts FLOPs the way it says."""
 import re
 
+import pytest
 import torch
 
 import sovr_tutorial as st
@@ -29,3 +31,14 @@ def test_the_gpu_benchmark_prints_its_figures_on_cpu(data_dir, capsys):
     assert re.search(r"one PGD-10 AT step, small_cnn, batch 128: [\d.]+ TFLOP", out)
     assert "2 steps per epoch of 256 images" in out
     assert re.search(r"epoch 1: +[\d.]+ s, +\d+ img/s, +[\d.]+ TFLOP/s = +[\d.]+% of the measured peak", out)
+
+
+@pytest.mark.slow
+def test_make_bench_prints_the_interleaved_ratios(data_dir, monkeypatch, capsys):
+    from benchmarks.run import main as bench_main
+    monkeypatch.setenv("SOVR_TUTORIAL_DATA", str(data_dir))
+    bench_main(["--rounds", "2", "--steps", "1", "--skip-aa", "--variants", "package fp32"])
+    out = capsys.readouterr().out
+    assert "2 interleaved rounds of 1 steps per loop" in out
+    assert re.search(r"package fp32 +: median +[\d.]+ img/s; ratio to the reference median "
+                     r"[\d.]+x \(IQR [\d.]+-[\d.]+, range [\d.]+-[\d.]+, 2 rounds\)", out)
