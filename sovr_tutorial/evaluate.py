@@ -116,11 +116,3 @@ def pgd_aa_gap(pgd_acc: float, aa_acc: float) -> float:
     aa_acc = check_number("aa_acc", aa_acc, low=0.0, high=1.0)
     return pgd_acc - aa_acc
 
-
-def __getattr__(name):
-    # [transition] sovr_tutorial/toy.py still imports autoattack_eval from here; the one
-    # definition is in sovr_tutorial.autoattack (import it from there)
-    if name == "autoattack_eval":
-        from .autoattack import autoattack_eval
-        return autoattack_eval
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
