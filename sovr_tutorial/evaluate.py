@@ -115,4 +115,3 @@ def pgd_aa_gap(pgd_acc: float, aa_acc: float) -> float:
     pgd_acc = check_number("pgd_acc", pgd_acc, low=0.0, high=1.0)
     aa_acc = check_number("aa_acc", aa_acc, low=0.0, high=1.0)
     return pgd_acc - aa_acc
-
