@@ -787,7 +787,7 @@ def plot_toy_accuracy(results: list):
     ax.set_ylabel("test accuracy (%)")
     lo = min(100 * getters[k](r) for k, _ in keys for r in results) - 5
     ax.set_ylim(max(0, 10 * math.floor(lo / 10)), 100)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
     seeds = sorted({r["seed"] for r in results})
     ax.set_title(f"Toy world: accuracy under attack, mean ± std over {len(seeds)} seeds "
                  "(dots: seeds)", fontsize=10)
