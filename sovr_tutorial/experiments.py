@@ -29,7 +29,7 @@ from .autoattack import autoattack_eval
 from .checkpoint import save_checkpoint
 from .checks import check_number
 from .devices import pick_device
-from .evaluate import accuracy, predictions
+from .evaluate import predictions
 from .files import atomic_write_text, sha256_file
 from .margins import collect_margins, margin_histogram, margin_peaks, margin_summary
 from .runs import Run, as_run
@@ -92,12 +92,22 @@ def _adversarial(model, x, y, tier, seed, loss="ce"):
                           seed=seed, alpha=tier.step_size(tier.eval_steps))
 
 
-def _bits(model, x, y) -> str:
+def _correct(model, x, y) -> torch.Tensor:
+    return predictions(model, x) == y.cpu()
+
+
+def _bits(correct) -> str:
     """Per-image correctness as a string of 0/1 (for McNemar tests on the same images)."""
-    return "".join("1" if ok else "0" for ok in (predictions(model, x) == y.cpu()).tolist())
+    return "".join("1" if ok else "0" for ok in correct.tolist())
 
 
 def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
+    """Test accuracies, AutoAttack, per-image correctness and margin statistics of a model.
+
+    Robust accuracy under PGD counts an image only when it is right clean AND at its PGD
+    point, as AutoAttack counts: the last PGD iterate can land a clean mistake on the right
+    side (GAIRAT's masked gradients do this often), which would otherwise count as robust.
+    """
     (x_tr, y_tr), (x_te, y_te) = data
     f = lambda u: u.float().div(255).to(device)  # noqa: E731
     xt, yt = f(x_te), y_te.to(device)
@@ -110,16 +120,21 @@ def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
     n_m = min(len(x_tr), len(x_te))
     xr, yr = f(x_tr[:n_m]), y_tr[:n_m].to(device)
     xr_adv = _adversarial(model, xr, yr, tier, seed)
+    clean, at_pgd, at_margin = (_correct(model, x, yt) for x in (xt, x_adv, x_adv_m))
+    robust, robust_m = clean & at_pgd, clean & at_margin
     return {
-        "clean_acc": accuracy(model, xt, yt),
-        f"pgd{tier.eval_steps}_ce_acc": accuracy(model, x_adv, yt),
-        f"pgd{tier.eval_steps}_margin_acc": accuracy(model, x_adv_m, yt),
+        "clean_acc": clean.float().mean().item(),
+        f"pgd{tier.eval_steps}_ce_acc": robust.float().mean().item(),
+        f"pgd{tier.eval_steps}_margin_acc": robust_m.float().mean().item(),
         # PGD accuracy on exactly the images AutoAttack saw, for an honest gap
-        "pgd_acc_on_aa_subset": accuracy(model, x_adv[:n_aa], yt[:n_aa]),
-        "robust_train_acc": accuracy(model, xr_adv, yr),
+        "pgd_acc_on_aa_subset": robust[:n_aa].float().mean().item(),
+        "robust_train_acc": (_correct(model, xr, yr) & _correct(model, xr_adv, yr))
+        .float().mean().item(),
+        "pgd_counting": "clean and adversarial both correct",
         "autoattack": aa,
-        "per_image": {"clean": _bits(model, xt, yt), "pgd": _bits(model, x_adv, yt),
-                      "pgd_margin": _bits(model, x_adv_m, yt)},
+        # raw correctness at each input (robust = clean & pgd)
+        "per_image": {"clean": _bits(clean), "pgd": _bits(at_pgd),
+                      "pgd_margin": _bits(at_margin)},
         "margins": {
             "test_clean": margin_stats(model, xt, yt, device),
             # the PGD images of the accuracy above, not a second attack

@@ -13,6 +13,7 @@ def _result(method, seed, robust_train, peaks, **tier_changes):
     stat = {"margin": {"q10": -1.0, "q50": 0.5, "q90": 2.0}, "peaks": peaks}
     return {"method": method, "seed": seed, "options": {"method": method}, "tier": tier,
             "clean_acc": 0.6, "pgd20_ce_acc": 0.3, "robust_train_acc": robust_train,
+            "pgd_counting": "clean and adversarial both correct",
             "autoattack": {"robust": 0.25, "n": 200}, "train_seconds": 600.0,
             "margins": {"train_adv": stat, "test_adv": stat}}
 
@@ -51,3 +52,14 @@ def test_write_refreshes_only_the_marked_block(results, tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
     assert "old" not in text and "| GAIRAT | 0 |" in text
+
+
+def test_older_files_are_recounted_strictly_and_marked(results):
+    old = _result("mart", 0, 0.5, [0.1], model="cnn", width=32, n_train=1000, eps=2 / 255)
+    del old["pgd_counting"]
+    # image 2 is wrong clean but right at its PGD point: not robust (loosely 3 of 4)
+    old["per_image"] = {"clean": "1101", "pgd": "1011"}
+    (results / "cpu-cnn-w32-n1000-eps2" / "mart-s0.json").write_text(json.dumps(old))
+    row = next(r for r in search_rows(results) if r["run"] == "MART")
+    assert row["pgd"] == 0.5 and row["train_counted_at_pgd_only"]
+    assert "| MART | 0 | 50.0%* |" in search_table(results)
