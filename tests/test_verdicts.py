@@ -210,3 +210,56 @@ def test_the_command_writes_the_same_block_to_every_file(tmp_path):
     assert v.main([str(results), "--write", *map(str, files)]) == 0
     block = v.verdicts_markdown(v.claim_verdicts(results))
     assert files[0].read_text() == files[1].read_text() == f"{v.BEGIN}\n{block}{v.END}\n"
+
+
+# ----------------------------------------------------------------------------- per scale
+
+def _toy(slug, seed, *, pgd=0.8, point=None, margin_attack=0.8, aa=0.8, q95=3.0, fb75=0.1,
+         q25=0.5, peaks=(2.0,), q10=-1.0, q90=2.5):
+    stat = {"margin": {"q25": q25, "q95": q95}, "flip_budget": {"q75": fb75}}
+    return {"run": f"{slug}-s{seed}", "slug": slug, "seed": seed, "pgd_acc": pgd,
+            "pgd_point_acc": pgd if point is None else point, "margin_attack_acc": margin_attack,
+            "autoattack": {"robust": aa, "n": 512, "label": "custom"},
+            "environment": {"cpu_count": 2, "cpu": "x86_64"},
+            "train_peaks": list(peaks), "train_margin_quantiles": {"q10": q10, "q50": 1.0, "q90": q90},
+            "margins": {"train_clean": stat, "train_adv": stat}}
+
+
+def test_toy_verdicts_read_the_toy_files_seed_by_seed(tmp_path):
+    runs = []
+    for s, d in enumerate((0.30, 0.35, 0.40)):   # GAIRAT loses 30-40 points to the margin attack
+        runs += [_toy("at", s, peaks=(-2.0, 2.0)), _toy("at", s + 10, peaks=(2.0,)),
+                 _toy("gairat", s, pgd=0.78, margin_attack=0.78 - d, aa=0.4, q95=0.1, fb75=0.01,
+                      q25=0.01, peaks=(0.0,), q10=0.0, q90=0.1),
+                 _toy("sovr-r0.4", s, aa=0.8 + 0.001 * s, q25=0.9)]
+    _write(tmp_path, *runs)
+    (tmp_path / "control_at_reinit.json").write_text(json.dumps({"runs": []}))
+    out = v.toy_claim_verdicts(tmp_path)
+    assert out["source"]["files"] == 12
+    assert _claim(out, 1)["verdict"].startswith("GAIRAT: **holds**")
+    assert "MART: not measured" in _claim(out, 1)["verdict"]
+    assert "easy-sample margins shrink: **holds**" in _claim(out, 2)["verdict"]
+    # AT: two peaks in seeds 0-2, one in seeds 10-12; GAIRAT's q10..q90 is 0.1 wide
+    assert _claim(out, 3)["verdict"] == ("**mixed**: AT has two peaks in 3 of 6 seeds; collapse "
+                                         "to one peak near 0: GAIRAT")
+    assert "vs GAIRAT: under AutoAttack **holds**" in _claim(out, 4)["verdict"]
+    assert "toy_claim_verdicts" in v.verdicts_markdown(out)
+
+
+def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):
+    rng = np.random.default_rng(0)
+    two = np.r_[rng.normal(0, 0.3, 500), rng.normal(4, 0.3, 500)]
+    out = v.claim_verdicts(_write(tmp_path, _result("at", 0, _bits(5, 20), adv_values=two)))
+    verdict = _claim(out, 3)["verdict"]
+    assert "holds" not in verdict and "not measured: no result files for gairat, mart" in verdict
+
+
+def test_verdicts_by_scale_says_not_run_yet(tmp_path):
+    at_only = v.claim_verdicts(_write(tmp_path, _result("at", 0, _bits(5, 20))))
+    table = v.verdicts_by_scale({"toy": v.toy_claim_verdicts(tmp_path / "none"),
+                                 "cpu": at_only, "search": None})
+    rows = table.strip().splitlines()
+    assert rows[0] == "| claim | toy | cpu | search |" and len(rows) == 6
+    claim4 = rows[5].split(" | ")
+    assert claim4[2].startswith("vs GAIRAT: not run yet (sovr-r0.4, gairat); vs MART")
+    assert claim4[3] == "not run yet |"
