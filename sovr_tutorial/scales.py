@@ -1,0 +1,135 @@
+"""The course's three scales side by side: the toy world, the ``cpu`` tier, the CIFAR-10 search.
+
+Notebooks 03-06 read the committed result files of each scale through this module:
+
+* ``toy``: ``results/toy`` (``python -m sovr_tutorial.toy``, five seeds per method);
+* ``cpu``: ``results/cpu`` (the experiment runner at the ``cpu`` tier);
+* ``search``: the configuration of the CIFAR-10 budget search with the most methods run
+  (:func:`sovr_tutorial.verdicts.search_folder`); whatever files exist when a notebook runs.
+
+``scale_margins`` gathers the adversarial training margins per scale and method,
+``plot_scale_margins`` draws them, ``scale_summary`` tabulates them and ``scale_verdicts``
+gives the verdict per claim per scale (:func:`sovr_tutorial.verdicts.verdicts_by_scale`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .results import load_results, run_of
+from .runs import Run
+from .verdicts import (_hist_values, claim_verdicts, load_toy_runs, n_peaks, search_folder,
+                       toy_claim_verdicts, verdicts_by_scale)
+
+RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"
+SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
+_COLORS = {"at": "tab:blue", "gairat": "tab:red", "mart": "tab:purple", "sovr-r0.4": "tab:orange"}
+
+
+def scale_folders(root=RESULTS_ROOT) -> dict:
+    """{scale: folder or None}: the folders this module reads under ``root``."""
+    root = Path(root)
+    return {"toy": root / "toy" if (root / "toy").is_dir() else None,
+            "cpu": root / "cpu" if (root / "cpu").is_dir() else None,
+            "search": search_folder(root) if root.is_dir() else None}
+
+
+def _values(result: dict) -> np.ndarray:
+    m = result["margins"]["train_adv"]
+    return np.asarray(m["values"], float) if "values" in m else _hist_values(m)
+
+
+def scale_margins(root=RESULTS_ROOT, slugs=SHOWN) -> dict:
+    """{scale: {slug: [result, ...]}} of the runs in ``slugs`` found at each scale (missing
+    scales and methods are simply absent)."""
+    out = {}
+    for scale, folder in scale_folders(root).items():
+        if folder is None:
+            out[scale] = {}
+            continue
+        if scale == "toy":
+            runs = {slug: list(by_seed.values()) for slug, by_seed in load_toy_runs(folder).items()}
+        else:
+            runs = {}
+            for r in load_results(folder, collapsed=True):
+                runs.setdefault(run_of(r).slug, []).append(r)
+        out[scale] = {s: runs[s] for s in slugs if s in runs}
+    return out
+
+
+def _title(scale: str, runs: dict, folder) -> str:
+    if scale == "toy":
+        return "toy world (MLP, 2-D points)"
+    if not runs:
+        return f"{scale}: not run yet"
+    t = next(iter(runs.values()))[0]["tier"]
+    what = f"{t['model']} w{t['width']}, {t['n_train']} images, {t['epochs']} ep, eps {t['eps'] * 255:g}/255"
+    return f"{scale} ({what})" if scale == "cpu" else f"search: {what}"
+
+
+def plot_scale_margins(root=RESULTS_ROOT, slugs=SHOWN):
+    """Adversarial training margins per scale (one panel each), every method's margins
+    pooled over its seeds, as densities on the panel's bins. Returns the Figure."""
+    margins, folders = scale_margins(root, slugs), scale_folders(root)
+    fig = Figure(figsize=(16, 3.9))
+    axes = fig.subplots(1, len(margins))
+    for ax, (scale, runs) in zip(axes, margins.items()):
+        ax.set_title(_title(scale, runs, folders[scale]), fontsize=9)
+        ax.axvline(0, color="k", linewidth=0.8)
+        ax.set_xlabel("adversarial margin of training samples")
+        if not runs:
+            ax.text(0.5, 0.5, "no result files yet", ha="center", transform=ax.transAxes)
+            continue
+        pooled = {s: np.concatenate([_values(r) for r in rs]) for s, rs in runs.items()}
+        lo = min(np.quantile(v, 0.01) for v in pooled.values())
+        hi = max(np.quantile(v, 0.99) for v in pooled.values())
+        stored = [np.diff(r["margins"]["train_adv"]["hist_edges"]).max() for rs in runs.values()
+                  for r in rs if "values" not in r["margins"]["train_adv"]]
+        # files with only a histogram are redrawn on their own bin width (no comb of empty bins)
+        bins = (np.arange(np.floor(lo), np.ceil(hi) + 1e-9, max(stored)) if stored
+                else np.linspace(np.floor(lo), np.ceil(hi), 50))
+        for s, v in pooled.items():
+            ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.6,
+                    color=_COLORS.get(s, "0.3"), label=f"{Run.parse(s).label} ({len(runs[s])} seeds)")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("density")
+    fig.suptitle("The same methods at three scales: adversarial (PGD) margins of the training "
+                 "samples, pooled over seeds", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def scale_summary(root=RESULTS_ROOT, slugs=SHOWN) -> str:
+    """Markdown table: per scale and method, the seeds, the peaks of the adversarial training
+    margins per seed (:func:`sovr_tutorial.verdicts.n_peaks`) and their q05 / q50 / q95
+    (mean over seeds); a scale without files reads "not run yet"."""
+    margins, folders = scale_margins(root, slugs), scale_folders(root)
+    lines = ["| scale | folder | run | seeds | peaks per seed | q05 / q50 / q95 (mean over seeds) |",
+             "|---|---|---|---|---|---|"]
+    for scale, runs in margins.items():
+        where = f"`{folders[scale].relative_to(folders[scale].parents[1])}`" if folders[scale] else "-"
+        if not runs:
+            lines.append(f"| {scale} | {where} | not run yet | | | |")
+        for s in slugs:
+            if s not in runs:
+                if runs:
+                    lines.append(f"| {scale} | {where} | {Run.parse(s).label} | not run yet | | |")
+                continue
+            rs = sorted(runs[s], key=lambda r: r["seed"])
+            q = [np.mean([r["margins"]["train_adv"]["margin"][k] for r in rs]) for k in ("q05", "q50", "q95")]
+            lines.append(f"| {scale} | {where} | {Run.parse(s).label} | {len(rs)} | "
+                         f"{', '.join(str(n_peaks(r)) for r in rs)} | "
+                         f"{q[0]:+.2f} / {q[1]:+.2f} / {q[2]:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def scale_verdicts(root=RESULTS_ROOT, sovr: str | None = None) -> str:
+    """The verdict per claim per scale as one markdown table (columns toy, cpu, search)."""
+    folders = scale_folders(root)
+    out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None,
+           "cpu": claim_verdicts(folders["cpu"], sovr) if folders["cpu"] else None}
+    name = f"search (`{folders['search'].name}`)" if folders["search"] else "search"
+    out[name] = claim_verdicts(folders["search"], sovr) if folders["search"] else None
+    return verdicts_by_scale(out)
