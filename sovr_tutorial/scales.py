@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .results import load_results, run_of
+from .results import is_collapsed, load_results, run_of
 from .runs import Run
 from .verdicts import (_hist_values, claim_verdicts, load_toy_runs, n_peaks, search_folder,
                        toy_claim_verdicts, verdicts_by_scale)
@@ -43,7 +43,7 @@ def _values(result: dict) -> np.ndarray:
 
 def scale_margins(root=RESULTS_ROOT, slugs=SHOWN) -> dict:
     """{scale: {slug: [result, ...]}} of the runs in ``slugs`` found at each scale (missing
-    scales and methods are simply absent)."""
+    scales and methods are simply absent; runs collapsed to chance level are left out)."""
     out = {}
     for scale, folder in scale_folders(root).items():
         if folder is None:
@@ -54,6 +54,8 @@ def scale_margins(root=RESULTS_ROOT, slugs=SHOWN) -> dict:
         else:
             runs = {}
             for r in load_results(folder, collapsed=True):
+                if is_collapsed(r):   # chance-level runs have no margins worth drawing
+                    continue
                 runs.setdefault(run_of(r).slug, []).append(r)
         out[scale] = {s: runs[s] for s in slugs if s in runs}
     return out
@@ -125,11 +127,12 @@ def scale_summary(root=RESULTS_ROOT, slugs=SHOWN) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scale_verdicts(root=RESULTS_ROOT, sovr: str | None = None) -> str:
-    """The verdict per claim per scale as one markdown table (columns toy, cpu, search)."""
+def scale_verdicts(root=RESULTS_ROOT, sovr: str | None = None, claims=(1, 2, 3, 4)) -> str:
+    """The verdict per claim (of ``claims``) per scale as one markdown table (columns toy,
+    cpu, search)."""
     folders = scale_folders(root)
     out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None,
            "cpu": claim_verdicts(folders["cpu"], sovr) if folders["cpu"] else None}
     name = f"search (`{folders['search'].name}`)" if folders["search"] else "search"
     out[name] = claim_verdicts(folders["search"], sovr) if folders["search"] else None
-    return verdicts_by_scale(out)
+    return verdicts_by_scale(out, claims)

@@ -580,15 +580,15 @@ def _cell(verdict: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
-def verdicts_by_scale(scales: dict) -> str:
-    """One markdown table: a row per claim, a column per scale.
+def verdicts_by_scale(scales: dict, claims=(1, 2, 3, 4)) -> str:
+    """One markdown table: a row per claim (of ``claims``), a column per scale.
 
     scales: {column name: verdicts dict of :func:`claim_verdicts` / :func:`toy_claim_verdicts`,
     or None for a scale with no result files yet}.
     """
     cols = list(scales)
     lines = ["| claim | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for k in range(1, 5):
+    for k in claims:
         cells = []
         for col in cols:
             v = scales[col]

@@ -65,3 +65,8 @@ def test_verdicts_per_scale_and_the_figure_cope_with_missing_scales(tmp_path):
     fig = scales.plot_scale_margins(root)
     assert [ax.texts[0].get_text() for ax in fig.axes if ax.texts] == ["no result files yet"]
     assert len(fig.axes[0].patches) > 0 and fig.axes[2].get_title() == "search: not run yet"
+
+
+def test_verdicts_per_scale_can_show_one_claim(tmp_path):
+    table = scales.scale_verdicts(_root(tmp_path), claims=(1,))
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| 1"]
