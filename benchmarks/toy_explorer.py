@@ -5,7 +5,7 @@
 Trains the AT model the explorer starts from (the toy tier, seed 0), builds the explorer
 without drawing, then times ``--moves`` moves at values it has not seen (a cache miss, as
 when a reader releases the slider at a new value): fine-tuning a copy of AT with SOVR
-(:func:`sovr_tutorial.toy.toy_move`), measuring it on the held-out points and drawing the
+(:func:`sovr_tutorial.toy_model.toy_move`), measuring it on the held-out points and drawing the
 PNG the widget shows. Prints each move and the median, in wall-clock and CPU seconds (the
 CPU figure is what a move costs when the machine is shared).
 """
@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from sovr_tutorial import toy
-from sovr_tutorial.widgets import ToyExplorer
+from sovr_tutorial import toy_data, toy_model
+from sovr_tutorial.toy_widgets import ToyExplorer
 
 #: (rule, value) of the timed moves, in order; all differ from the explorer's start.
 MOVES = [("ratio", 0.2), ("ratio", 0.8), ("ratio", 1.0), ("threshold", 0.0),
@@ -37,9 +37,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    tier = toy.toy_tier()
+    tier = toy_data.toy_tier()
     base_tier = tier if args.base_epochs is None else tier.replace(epochs=args.base_epochs)
-    at, _, world, seconds = toy.train_toy("at", 0, base_tier)
+    at, _, world, seconds = toy_model.train_toy("at", 0, base_tier)
     print(f"toy explorer, {platform.machine()}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; AT trained "
           f"in {seconds:.1f} s ({base_tier.epochs} epochs)", flush=True)

@@ -235,12 +235,12 @@ def toy_movie_run(run, seed: int = 0, *, tier=None, n_heldout: int = TOY_HELDOUT
     """Train ``run`` in the toy world of ``seed`` with frames recorded every epoch.
 
     The held-out points are the first ``n_heldout`` test points of
-    :func:`sovr_tutorial.toy.make_world`, the training slice the first ``n_heldout``
+    :func:`sovr_tutorial.toy_data.make_world`, the training slice the first ``n_heldout``
     training points. Besides fit's histograms, each epoch keeps the peaks and quantiles
     of the training slice's *raw* adversarial margins (``train_peaks``,
     ``train_quantiles``; the same attack as the histograms). Returns the run's entry.
     """
-    from .toy import make_world
+    from .toy_data import make_world
 
     run = as_run(run)
     tier = get_tier("toy") if tier is None else tier
@@ -346,8 +346,8 @@ def parse_args(argv=None):
 
 
 def save_movie_figure(frames: dict, path, epochs=None) -> Path:
-    """Draw :func:`sovr_tutorial.plots.plot_margin_movie` of ``frames`` into ``path``."""
-    from .plots import plot_margin_movie
+    """Draw :func:`sovr_tutorial.movie_plots.plot_margin_movie` of ``frames`` into ``path``."""
+    from .movie_plots import plot_margin_movie
 
     fig = plot_margin_movie(frames, epochs=epochs)
     fig.savefig(path, dpi=80, bbox_inches="tight")

@@ -1,4 +1,5 @@
-"""The course's interactive explorers (widget wiring; their figures are in plots.py): the eps slider (notebook 01) and the SOVR threshold
+"""The course's interactive explorers (widget wiring; their figures are in plots.py and
+explorer_plots.py): the eps slider (notebook 01) and the SOVR threshold
 explorer (notebook 04).
 
 Every slider is a thin wiring of a *pure function of explicit arguments* that tests (and
@@ -18,59 +19,35 @@ test can find: ``sovr-eps-slider``, ``sovr-eps-label``, ``sovr-eps-figure``,
 ``sovr-threshold-slider``, ``sovr-rule-toggle``, ``sovr-switched-label``,
 ``sovr-threshold-stats``, ``sovr-threshold-figure``, ``sovr-threshold-message``.
 
-:class:`ToyExplorer` is the threshold explorer in the toy world (its move is
-:func:`sovr_tutorial.toy.toy_move`, its figure :func:`sovr_tutorial.plots.plot_toy_explorer`);
-its parts carry ``sovr-toy-rule``, ``sovr-toy-slider``, ``sovr-toy-label``,
-``sovr-toy-stats``, ``sovr-toy-figure``, ``sovr-toy-message``.
+
+The toy world's explorer and the margin movie's slider are in :mod:`sovr_tutorial.toy_widgets`;
+the parts every widget is built from in :mod:`sovr_tutorial.widget_parts`.
 """
 from __future__ import annotations
 
 import html
-import io
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from .attacks import attack_dataset, eval_mode
-from .checks import check_choice, check_eps, check_images, check_labels, check_number, check_steps
+from .checks import check_choice, check_eps, check_labels, check_number, check_steps
 from .data import CLASSES
 from .devices import model_device
 from .evaluate import predictions
 from .margins import collect_margins, margin_summary
-from .plots import eps_text, histogram_range, rule_text, show_adversarial_examples, threshold_figure
+from .explorer_plots import eps_text, histogram_range, rule_text, threshold_figure
+from .plots import show_adversarial_examples
 from .runs import DEFAULT_SOVR_RATIO, Run, check_rule_value
 from .tiers import Tier, as_tier
 from .train import finetune
+from .widget_parts import cached, check_model, error_html, figure_png, float_images, slider_box
 
 #: the rules on the threshold explorer's toggle (explore_threshold also takes "boundary")
 RULES = ("ratio", "threshold")
 #: slider ranges of the threshold explorer: (min, max, step, initial value)
 RATIO_RANGE = (0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO)
 THRESHOLD_RANGE = (-2.0, 6.0, 0.5, 1.0)
-_CACHE_SIZE = 64
-
-
-# --------------------------------------------------------------------------- helpers
-
-def _check_model(model):
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _float_images(x, name):
-    """uint8 (as from load_cifar10) -> float [0, 1]; float images are checked as they are."""
-    if isinstance(x, torch.Tensor) and x.dtype == torch.uint8:
-        x = x.float().div(255)
-    return check_images(x, name=name)
-
-
-def figure_png(fig: Figure, dpi: int = 90) -> bytes:
-    """The PNG bytes of a matplotlib figure (what the widgets show)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- eps slider
@@ -90,8 +67,8 @@ def eps_view(model, x, y, eps, *, steps: int = 10, classes=CLASSES, n_show: int 
     (default ``eps``): the slider passes its largest eps, so the scale stays fixed and the
     perturbation visibly grows with eps.
     """
-    _check_model(model)
-    x = _float_images(x, "x").cpu()
+    check_model(model)
+    x = float_images(x, "x").cpu()
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one image")
     classes = tuple(classes)
@@ -141,8 +118,8 @@ class EpsExplorer:
                  n_show=6, seed=0, value=None, compute=True):
         import ipywidgets as w
 
-        _check_model(model)
-        self.x = _float_images(x, "x")
+        check_model(model)
+        self.x = float_images(x, "x")
         check_labels(y, self.x.shape[0], len(tuple(classes)))
         eps_max = float(check_eps(eps_max, "eps_max"))
         self.model, self.y = model, y
@@ -156,15 +133,8 @@ class EpsExplorer:
                                   description="eps (/255)", continuous_update=False,
                                   style={"description_width": "initial"},
                                   layout=w.Layout(width="420px"))
-        self.slider.add_class("sovr-eps-slider")
-        self.label = w.HTML(value="")
-        self.label.add_class("sovr-eps-label")
-        self.figure = w.Image(format="png")
-        self.figure.add_class("sovr-eps-figure")
-        self.message = w.HTML(value="")
-        self.message.add_class("sovr-eps-message")
-        self.widget = w.VBox([self.slider, self.label, self.figure, self.message])
-        self.widget.add_class("sovr-eps-explorer")
+        self.label, self.figure, self.message, self.widget = slider_box(
+            self.slider, "sovr-eps", "sovr-eps-explorer")
         self.widget.explorer = self
         self.slider.observe(self._on_change, names="value")
         if compute:
@@ -172,18 +142,18 @@ class EpsExplorer:
 
     def result(self, k: int):
         """``(info, png bytes)`` for eps = k/255, from the cache when seen before."""
-        if k not in self.cache:
+
+        def make():
             info, fig = eps_view(self.model, self.x, self.y, k / 255, **self.kwargs)
-            self.cache[k] = (info, figure_png(fig))
-            if len(self.cache) > _CACHE_SIZE:
-                self.cache.pop(next(iter(self.cache)))
-        return self.cache[k]
+            return info, figure_png(fig)
+
+        return cached(self.cache, k, make)
 
     def show(self, k):
         try:
             info, png = self.result(int(k))
         except Exception as err:  # noqa: BLE001 - shown to the reader, widget stays usable
-            self.message.value = _error_html(err)
+            self.message.value = error_html(err)
             return None
         self.figure.value = png
         self.label.value = html.escape(_eps_label(info))
@@ -204,12 +174,6 @@ def eps_explorer(model, x, y, *, eps_max=16 / 255, steps=10, classes=CLASSES, n_
                        n_show=n_show, seed=seed).widget
 
 
-def _error_html(err) -> str:
-    return ("<span style='color:#b00020'>Could not compute this value: "
-            f"{html.escape(type(err).__name__)}: {html.escape(str(err))}. "
-            "Move the slider to try another value.</span>")
-
-
 # --------------------------------------------------------------------------- SOVR threshold
 
 def _margins_at_pgd(model, x, y, tier: Tier, eval_steps: int, seed: int) -> dict:
@@ -225,9 +189,9 @@ def adversarial_margins(model, x, y, *, tier, eval_steps: int = 5, seed: int = 0
     The same attack :func:`explore_threshold` measures with: use it for the reference
     (AT's) margins so both histograms are measured alike.
     """
-    _check_model(model)
+    check_model(model)
     tier = as_tier(tier)
-    x = _float_images(x, "x")
+    x = float_images(x, "x")
     check_labels(y, x.shape[0], tier.num_classes)
     eval_steps = check_steps(eval_steps, "eval_steps")
     return _margins_at_pgd(model, x, y, tier, eval_steps, seed)["margin"]
@@ -264,11 +228,11 @@ def explore_threshold(base_model, x_train, y_train, x_eval, y_eval, *, rule: str
     (fraction with 0 <= margin < 1), ``frac_negative``, ``pgd_acc`` (accuracy under the
     PGD-``eval_steps`` attack), ``steps``, ``n_eval``, ``margins`` (list of floats).
     """
-    _check_model(base_model)
+    check_model(base_model)
     run = Run("sovr", rule=rule, value=value)
     tier = as_tier(tier)
-    x_train = _float_images(x_train, "x_train")
-    x_eval = _float_images(x_eval, "x_eval")
+    x_train = float_images(x_train, "x_train")
+    x_eval = float_images(x_eval, "x_eval")
     if x_eval.shape[0] == 0:
         raise ValueError("x_eval must hold at least one image")
     check_labels(y_eval, x_eval.shape[0], tier.num_classes, name="y_eval")
@@ -386,12 +350,12 @@ class ThresholdExplorer:
         """``(info, png bytes)`` of :func:`explore_threshold`, cached per (rule, value)."""
         value = check_rule_value(rule, value)
         key = (rule, round(value, 6))
-        if key not in self.cache:
+
+        def make():
             info, fig = explore_threshold(*self.args, rule=rule, value=value, **self.kwargs)
-            self.cache[key] = (info, figure_png(fig))
-            if len(self.cache) > _CACHE_SIZE:
-                self.cache.pop(next(iter(self.cache)))
-        return self.cache[key]
+            return info, figure_png(fig)
+
+        return cached(self.cache, key, make)
 
     def show(self, rule: str | None = None, value: float | None = None):
         """Compute (or fetch) one value and redraw; errors go to ``message``. Returns info."""
@@ -403,7 +367,7 @@ class ThresholdExplorer:
                                       f" ({self.COMPUTING}) ...</i>")
             info, png = self.result(rule, value)
         except Exception as err:  # noqa: BLE001 - shown to the reader, widget stays usable
-            self.message.value = _error_html(err)
+            self.message.value = error_html(err)
             return None
         self.figure.value = png
         self.label.value = f"switched to OVR: {100 * info['switched_fraction']:.1f}% of samples"
@@ -453,148 +417,3 @@ def threshold_explorer(base_model, x_train, y_train, x_eval, y_eval, *, tier,
     """
     return ThresholdExplorer(base_model, x_train, y_train, x_eval, y_eval, tier=tier,
                              reference_margins=reference_margins, **kwargs).widget
-
-# --------------------------------------------------------------------------- toy explorer
-
-class ToyExplorer(ThresholdExplorer):
-    """The toy world's SOVR explorer (notebook 04's main widget): the switching rule (ratio /
-    threshold / boundary) and its value, wired to :func:`sovr_tutorial.toy.toy_move` (fine-
-    tune a copy of the AT model ``base_model`` in ``world``, from ``toy.make_world``) and
-    drawn by :func:`sovr_tutorial.plots.plot_toy_explorer` next to AT's measures on the same
-    held-out points (measured once, here).
-
-    The parts are the threshold explorer's (``rule_buttons``, ``slider``, ``label``
-    "switched to OVR: xx.x% of samples", ``stats``, ``message``, ``figure``) with the CSS
-    classes ``sovr-toy-rule``, ``sovr-toy-slider``, ``sovr-toy-label``, ``sovr-toy-stats``,
-    ``sovr-toy-message``, ``sovr-toy-figure``. ``move_options`` go to ``toy_move``
-    (``steps``, ``lr``, ``seed``...). Results are cached per (rule, value).
-    """
-
-    RULE_SETTINGS = {"ratio": ((0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO), "ratio", "switching ratio"),
-                     "threshold": ((-2.0, 4.0, 0.5, 1.0), "margin threshold",
-                                   "margin threshold"),
-                     "boundary": ((0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO), "boundary",
-                                  "fraction nearest the boundary")}
-    CSS = {part: f"sovr-toy-{part}" for part in ("rule", "slider", "label", "stats", "figure",
-                                                 "message")}
-    CSS["widget"] = "sovr-toy-explorer"
-    COMPUTING = "fine-tuning a copy of AT"
-
-    def __init__(self, base_model, world, *, tier=None, rule: str = "ratio", value=None,
-                 compute: bool = True, **move_options):
-        from .toy import EXPLORER_HELDOUT, measure_toy_model, toy_tier
-
-        check_choice("rule", rule, self.RULE_SETTINGS)
-        self.base_model, self.world = _check_model(base_model), world
-        self.tier = toy_tier() if tier is None else as_tier(tier)
-        self.move_options = move_options
-        x_test, y_test, _ = world[1]
-        self.x_heldout = x_test[:EXPLORER_HELDOUT]
-        self.reference = measure_toy_model(base_model, self.x_heldout, y_test[:EXPLORER_HELDOUT],
-                                           tier=self.tier, seed=move_options.get("seed", 0))
-        self._build(rule, value, compute)
-
-    def result(self, rule: str, value: float):
-        """``(info, png bytes)`` of one move, cached per (rule, value)."""
-        from .plots import plot_toy_explorer
-        from .toy import toy_move
-
-        value = check_rule_value(rule, value)
-        key = (rule, round(value, 6))
-        if key not in self.cache:
-            info = toy_move(self.base_model, self.world, rule=rule, value=value,
-                            tier=self.tier, **self.move_options)
-            fig = plot_toy_explorer(self.reference, info, self.x_heldout, eps=self.tier.eps)
-            self.cache[key] = (info, figure_png(fig))
-            if len(self.cache) > _CACHE_SIZE:
-                self.cache.pop(next(iter(self.cache)))
-        return self.cache[key]
-
-    def _stats_text(self, rule, info) -> str:
-        ref = self.reference
-        return (f"{info['label']}, held-out points: PGD-20 accuracy {info['pgd_acc']:.1%} (AT "
-                f"{ref['pgd_acc']:.1%}), margin attack {info['margin_attack_acc']:.1%} (AT "
-                f"{ref['margin_attack_acc']:.1%}), margin q10 {info['q10']:+.2f} (AT "
-                f"{ref['q10']:+.2f}), median {info['q50']:+.2f} (AT {ref['q50']:+.2f})")
-
-
-# --------------------------------------------------------------------------- margin movie
-
-class MarginMovie:
-    """The margin movie's epoch slider (notebook 03): an IntSlider over the recorded epochs
-    wired to :func:`sovr_tutorial.plots.plot_margin_frame` (each run's training-slice and
-    held-out margin histograms at that epoch, side by side, on the movie's fixed bins).
-
-    frames: a frames dict (:func:`sovr_tutorial.movie.load_frames`). ``movie.widget`` is
-    the VBox to display. Parts: ``slider`` (``continuous_update=False``), ``label`` (the
-    epoch, and per run its peak count and training-slice PGD accuracy), ``message``
-    (errors) and ``figure`` (PNG bytes); CSS classes ``sovr-movie-slider``,
-    ``sovr-movie-label``, ``sovr-movie-message``, ``sovr-movie-figure``. Nothing is
-    computed but the drawing; pictures are cached per epoch.
-    """
-
-    def __init__(self, frames: dict, *, epoch: int | None = None):
-        import ipywidgets as w
-
-        from .movie import check_frames, common_epochs
-
-        self.frames = check_frames(frames)
-        self.epochs = common_epochs(frames)
-        if not self.epochs:
-            raise ValueError("margin_movie: the runs share no recorded epoch")
-        epoch = self.epochs[-1] if epoch is None else int(epoch)
-        check_choice("epoch", epoch, self.epochs)
-        self.cache = {}
-        # an epoch without a frame (a run resumed without x_val) shows its error in message
-        self.slider = w.IntSlider(value=epoch, min=self.epochs[0], max=self.epochs[-1], step=1,
-                                  description="epoch", continuous_update=False,
-                                  layout=w.Layout(width="560px"))
-        self.slider.add_class("sovr-movie-slider")
-        self.label = w.HTML(value="")
-        self.label.add_class("sovr-movie-label")
-        self.message = w.HTML(value="")
-        self.message.add_class("sovr-movie-message")
-        self.figure = w.Image(format="png")
-        self.figure.add_class("sovr-movie-figure")
-        self.widget = w.VBox([self.slider, self.label, self.message, self.figure])
-        self.widget.add_class("sovr-margin-movie")
-        self.widget.movie = self
-        self.slider.observe(lambda change: self.show(change["new"]), names="value")
-        self.show(epoch)
-
-    def picture(self, epoch: int) -> bytes:
-        """The PNG of ``epoch``'s figure (cached)."""
-        from .plots import plot_margin_frame
-
-        if epoch not in self.cache:
-            self.cache[epoch] = figure_png(plot_margin_frame(self.frames, epoch))
-            if len(self.cache) > _CACHE_SIZE:
-                self.cache.pop(next(iter(self.cache)))
-        return self.cache[epoch]
-
-    def caption(self, epoch: int) -> str:
-        """The label's text at ``epoch``: per run, peaks and training-slice PGD accuracy."""
-        from .movie import epoch_index, peak_counts
-
-        parts = []
-        for r in self.frames["runs"]:
-            i = epoch_index(r, epoch)
-            acc = r["train_slice_pgd_acc"][i]
-            parts.append(f"{r['label']}: {peak_counts(r)[i]} peak(s)"
-                         + ("" if acc is None else f", PGD acc {acc:.0%}"))
-        return f"epoch {epoch} of {self.epochs[-1]} — " + "; ".join(parts)
-
-    def show(self, epoch: int):
-        """Draw ``epoch`` (errors go to ``message``, the widget stays usable)."""
-        try:
-            self.figure.value = self.picture(epoch)
-            self.label.value = html.escape(self.caption(epoch))
-        except Exception as err:  # noqa: BLE001 - shown to the reader
-            self.message.value = _error_html(err)
-            return
-        self.message.value = ""
-
-
-def margin_movie(frames: dict, *, epoch: int | None = None):
-    """The epoch slider of the margin movie (a VBox); see :class:`MarginMovie`."""
-    return MarginMovie(frames, epoch=epoch).widget

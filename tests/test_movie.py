@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sovr_tutorial import movie, plots, widgets
+from sovr_tutorial import movie, movie_plots, toy_widgets
 from sovr_tutorial.runs import Run
 from sovr_tutorial.tiers import get_tier
 from sovr_tutorial.train import MOVIE_BINS, MOVIE_RANGE, _movie_frame
@@ -144,7 +144,7 @@ def test_toy_movie_raw_margins_are_the_histogrammed_ones():
     """The raw margins behind train_peaks are the ones fit measures (same attack, seed,
     model state): on the training slice their frame equals fit's record, on the held-out
     points their median equals fit's to float precision, at every epoch."""
-    from sovr_tutorial.toy import make_world
+    from sovr_tutorial.toy_data import make_world
     from sovr_tutorial.train import train
 
     tier = get_tier("toy", epochs=3)
@@ -174,7 +174,7 @@ def test_toy_movie_reads_finished_runs_back(tiny_toy, tmp_path, monkeypatch):
 
 def test_small_multiples_one_row_per_run_one_column_per_epoch():
     frames = _frames()
-    fig = plots.plot_margin_movie(frames, epochs=[1, 3, 6])
+    fig = movie_plots.plot_margin_movie(frames, epochs=[1, 3, 6])
     axes = fig.axes
     assert len(axes) == 2 * 3
     assert len({a.get_xlim() for a in axes}) == 1            # the same bins and range everywhere
@@ -185,7 +185,7 @@ def test_small_multiples_one_row_per_run_one_column_per_epoch():
 
 
 def test_small_multiples_default_epochs_include_the_marks():
-    fig = plots.plot_margin_movie(_frames(n_epochs=6, gairat_burn_in=2), n=2)
+    fig = movie_plots.plot_margin_movie(_frames(n_epochs=6, gairat_burn_in=2), n=2)
     titles = [a.get_title() for a in fig.axes if a.get_title()]
     assert [t.splitlines()[0] for t in titles] == ["epoch 1", "epoch 3", "epoch 4", "epoch 6"]
     assert "GAIRAT re-weights here" in titles[1] and "lr x0.1 here" in titles[2]
@@ -193,17 +193,17 @@ def test_small_multiples_default_epochs_include_the_marks():
 
 def test_small_multiples_refuse_an_epoch_without_frames():
     with pytest.raises(ValueError, match="no frames of epochs"):
-        plots.plot_margin_movie(_frames(), epochs=[1, 7])
+        movie_plots.plot_margin_movie(_frames(), epochs=[1, 7])
 
 
 def test_edge_bins_with_overflow_are_marked():
     frames = _frames()
-    quiet = plots.plot_margin_frame(frames, 1)
+    quiet = movie_plots.plot_margin_frame(frames, 1)
     frames["runs"][0]["train"][0][0] += 1          # one margin below -10 ...
     frames["runs"][0]["train"][0][40] -= 1
     frames["runs"][0]["train"][0][-1] += 1         # ... and one above +10
     frames["runs"][0]["train"][0][41] -= 1
-    marked = plots.plot_margin_frame(frames, 1)
+    marked = movie_plots.plot_margin_frame(frames, 1)
     texts = lambda fig: [t.get_text() for t in fig.axes[0].texts]  # noqa: E731
     assert not any("edge bin" in t for t in texts(quiet))
     assert sum("edge bin" in t for t in texts(marked)) == 2
@@ -212,8 +212,7 @@ def test_edge_bins_with_overflow_are_marked():
 # --------------------------------------------------------------------------- the slider
 
 def test_slider_figure_and_label_change_with_the_epoch():
-    pytest.importorskip("ipywidgets")
-    m = widgets.MarginMovie(_frames())
+    m = toy_widgets.MarginMovie(_frames())
     assert (m.slider.min, m.slider.max, m.slider.value) == (1, 6, 6)
     last_png, last_label = m.figure.value, m.label.value
     m.slider.value = 1
@@ -224,13 +223,12 @@ def test_slider_figure_and_label_change_with_the_epoch():
 
 
 def test_slider_shows_an_error_and_stays_usable():
-    pytest.importorskip("ipywidgets")
     frames = _frames()
     for r in frames["runs"]:   # epoch 3 recorded by no run
         i = r["epochs"].index(3)
         for key in ("epochs", "lr", "train", "heldout", "pgd_acc", "train_slice_pgd_acc"):
             r[key].pop(i)
-    m = widgets.MarginMovie(frames, epoch=2)
+    m = toy_widgets.MarginMovie(frames, epoch=2)
     m.slider.value = 3
     assert "no frame of epoch 3" in m.message.value
     m.slider.value = 4

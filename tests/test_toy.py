@@ -7,8 +7,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sovr_tutorial import plots, toy
-from sovr_tutorial.runs import Run
+from sovr_tutorial import toy, toy_data, toy_model, toy_plots
+from sovr_tutorial.toy_widgets import ToyExplorer
 
 # A few seconds of everything: small sets, few epochs, AutoAttack on 64 points.
 SMALL = {"epochs": 3, "n_train": 256, "n_test": 256, "n_autoattack": 64, "gairat_burn_in": 1}
@@ -18,7 +18,7 @@ SMALL_SET = [f"{k}={v}" for k, v in SMALL.items()]
 @pytest.fixture(scope="module")
 def small_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy")
-    tier = toy.toy_tier(**SMALL)
+    tier = toy_data.toy_tier(**SMALL)
     for slug in ("at", "sovr-r0.4"):
         toy.run_toy(slug, 0, tier, out_dir=out)
     return out
@@ -27,32 +27,32 @@ def small_results(tmp_path_factory):
 # --------------------------------------------------------------------------- the world
 
 def test_points_lie_in_the_unit_square_with_balanced_classes():
-    x, y, wide = toy.make_points(600, seed=3)
+    x, y, wide = toy_data.make_points(600, seed=3)
     assert x.shape == (600, 2) and x.dtype == torch.float32
     assert y.shape == (600,) and y.dtype == torch.int64 and wide.dtype == torch.bool
     assert x.min() >= 0 and x.max() <= 1
-    assert torch.bincount(y, minlength=toy.NUM_CLASSES).tolist() == [100] * 6
+    assert torch.bincount(y, minlength=toy_data.NUM_CLASSES).tolist() == [100] * 6
     assert 0.2 < wide.float().mean() < 0.4
 
 
 def test_the_seed_draws_the_sets():
-    a, b = toy.make_world(1, n_train=300, n_test=200), toy.make_world(1, n_train=300, n_test=200)
+    a, b = toy_data.make_world(1, n_train=300, n_test=200), toy_data.make_world(1, n_train=300, n_test=200)
     for (xa, ya, wa), (xb, yb, wb) in zip(a, b):
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(wa, wb)
-    other = toy.make_world(2, n_train=300, n_test=200)
+    other = toy_data.make_world(2, n_train=300, n_test=200)
     assert not torch.equal(a[0][0], other[0][0])
     assert not torch.equal(a[0][0][:200], a[1][0])           # train and test differ
     # the test set of a seed does not depend on the training-set size
-    assert torch.equal(toy.make_world(1, n_train=50, n_test=200)[1][0], a[1][0])
+    assert torch.equal(toy_data.make_world(1, n_train=50, n_test=200)[1][0], a[1][0])
 
 
 def test_cores_are_easy_and_wide_points_overlap_the_neighbours():
     """The design the mechanisms need: core points sit in their own class's sector (the
     class of the nearest centre), a good share of wide points in a neighbour's."""
-    x, y, wide = toy.make_points(3000, seed=0)
-    pts = (x.numpy() - 0.5) / toy.SCALE
-    angle = 2 * np.pi * np.arange(toy.NUM_CLASSES) / toy.NUM_CLASSES
-    centres = toy.RADIUS * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    x, y, wide = toy_data.make_points(3000, seed=0)
+    pts = (x.numpy() - 0.5) / toy_data.SCALE
+    angle = 2 * np.pi * np.arange(toy_data.NUM_CLASSES) / toy_data.NUM_CLASSES
+    centres = toy_data.RADIUS * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     nearest = np.argmin(((pts[:, None] - centres[None]) ** 2).sum(-1), axis=1)
     own = nearest == y.numpy()
     assert own[~wide.numpy()].mean() > 0.99
@@ -60,11 +60,11 @@ def test_cores_are_easy_and_wide_points_overlap_the_neighbours():
 
 
 def test_eps_of_the_tier_is_0_3_in_data_units():
-    assert toy.eps_in_data_units(toy.toy_tier().eps) == pytest.approx(0.3)
+    assert toy_data.eps_in_data_units(toy_data.toy_tier().eps) == pytest.approx(0.3)
 
 
 def test_the_region_grid_covers_the_square_row_by_row():
-    g = toy.region_grid(4)
+    g = toy_data.region_grid(4)
     assert g.shape == (16, 2)
     assert g[:, 0].min() == pytest.approx(0.125) and g[:, 1].max() == pytest.approx(0.875)
     assert g[1, 0] > g[0, 0] and g[1, 1] == g[0, 1]      # x varies fastest
@@ -75,7 +75,7 @@ def test_the_region_grid_covers_the_square_row_by_row():
 def test_push_on_the_margin_matches_the_two_logit_formulas():
     m = torch.tensor([-3.0, -1.0, 0.0, 2.0, 5.0])
     logits = torch.stack([m / 2, -m / 2], dim=1)
-    ce, ovr = toy.margin_push(logits, torch.zeros(5, dtype=torch.long))
+    ce, ovr = toy_model.margin_push(logits, torch.zeros(5, dtype=torch.long))
     assert torch.allclose(ce, 2 * torch.sigmoid(-m), atol=1e-6)
     assert torch.allclose(ovr, 2 * torch.sigmoid(-m / 2), atol=1e-6)
 
@@ -84,14 +84,14 @@ def test_ovr_pushes_a_wrong_sample_with_positive_logits_less_than_ce():
     """OVR judges each logit against 0: a true logit of +3 already 'says yes', although a
     wrong class leads with +6; CE only sees the difference."""
     logits = torch.tensor([[3.0, 6.0, -2.0, -2.0]])
-    ce, ovr = toy.margin_push(logits, torch.tensor([0]))
+    ce, ovr = toy_model.margin_push(logits, torch.tensor([0]))
     assert ovr.item() < 0.6 * ce.item()
 
 
 def test_push_curve_bins_the_samples():
     margins = np.array([-0.7, -0.2, 0.3, 0.4, 9.0])
     ce, ovr = np.ones(5), np.array([1.0, 2.0, 3.0, 5.0, 1.0])
-    out = toy.push_curve(margins, ce, ovr, edges=(-1.0, 0.0, 1.0))
+    out = toy_model.push_curve(margins, ce, ovr, edges=(-1.0, 0.0, 1.0))
     assert out["count"] == [2, 2]          # 9.0 lies beyond the edges
     assert out["ratio"] == [1.5, 4.0]
 
@@ -188,22 +188,22 @@ def test_the_command_line_refuses_an_unknown_run(tmp_path):
 
 def test_figures_are_drawn_from_the_files(small_results):
     results = toy.load_toy_results(small_results)
-    x = toy.make_world(0, n_train=256, n_test=256)[0][0]
-    for fig in (plots.plot_toy_regions(results, x, eps=0.0375), plots.plot_toy_margins(results),
-                plots.plot_toy_accuracy(results), plots.plot_toy_switch(results)):
+    x = toy_data.make_world(0, n_train=256, n_test=256)[0][0]
+    for fig in (toy_plots.plot_toy_regions(results, x, eps=0.0375), toy_plots.plot_toy_margins(results),
+                toy_plots.plot_toy_accuracy(results), toy_plots.plot_toy_switch(results)):
         assert isinstance(fig, Figure)
     paths = toy.plot_toy_results(small_results)
     assert sorted(p.name for p in paths) == ["toy_accuracy.png", "toy_margins.png",
                                              "toy_regions.png", "toy_switch.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
-    table = plots.toy_table(results)
+    table = toy_plots.toy_table(results)
     assert "| AT | 1 |" in table and "| SOVR (ratio 0.4) | 1 |" in table
     assert toy.results_note(results).startswith("toy tier: MLP 2-128-128-6, 256 training points, "
                                                 "3 steps of batch 256")
 
 
 def test_the_noise_control_is_at_again_with_another_initialisation(small_results):
-    tier = toy.toy_tier(**SMALL)
+    tier = toy_data.toy_tier(**SMALL)
     control = toy.run_control([0], tier, out_dir=small_results)
     assert (small_results / toy.CONTROL_FILE).exists()
     assert toy.load_control(small_results)["seeds"] == [0]
@@ -221,30 +221,28 @@ def test_the_noise_control_is_at_again_with_another_initialisation(small_results
 
 @pytest.fixture(scope="module")
 def at_model():
-    model, _, world, _ = toy.train_toy("at", 0, toy.toy_tier(**SMALL))
+    model, _, world, _ = toy_model.train_toy("at", 0, toy_data.toy_tier(**SMALL))
     return model, world
 
 
 def test_a_move_fine_tunes_a_copy_and_measures_held_out_points(at_model):
     model, world = at_model
     before = [p.detach().clone() for p in model.parameters()]
-    kwargs = dict(tier=toy.toy_tier(), steps=4, batch_size=64, seed=1)
-    a = toy.toy_move(model, world, rule="ratio", value=0.5, **kwargs)
-    b = toy.toy_move(model, world, rule="ratio", value=0.5, **kwargs)
+    kwargs = dict(tier=toy_data.toy_tier(), steps=4, batch_size=64, seed=1)
+    a = toy_model.toy_move(model, world, rule="ratio", value=0.5, **kwargs)
+    b = toy_model.toy_move(model, world, rule="ratio", value=0.5, **kwargs)
     assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
     assert a["margins"] == b["margins"] and a["margin_attack_acc"] == b["margin_attack_acc"]
-    assert len(a["margins"]) == min(toy.EXPLORER_HELDOUT, 256)
+    assert len(a["margins"]) == min(toy_model.EXPLORER_HELDOUT, 256)
     assert a["switched_fraction"] == pytest.approx(0.5)
     assert a["label"] == "SOVR (ratio 0.5)" and a["steps"] == 4
-    none = toy.toy_move(model, world, rule="threshold", value=-1e6, **kwargs)
+    none = toy_model.toy_move(model, world, rule="threshold", value=-1e6, **kwargs)
     assert none["switched_fraction"] == 0.0
 
 
 def test_the_toy_explorer_redraws_when_the_slider_moves(at_model):
-    pytest.importorskip("ipywidgets")
-    from sovr_tutorial.widgets import ToyExplorer
     model, world = at_model
-    ex = ToyExplorer(model, world, tier=toy.toy_tier(), steps=3, batch_size=64)
+    ex = ToyExplorer(model, world, tier=toy_data.toy_tier(), steps=3, batch_size=64)
     label, png = ex.label.value, ex.figure.value
     assert label == "switched to OVR: 40.6% of samples"     # round(0.4 * 64) = 26 of 64
     ex.slider.value = 1.0

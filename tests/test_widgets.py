@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 import sovr_tutorial.widgets as sw
-from sovr_tutorial import accuracy, plots
+from sovr_tutorial import accuracy, explorer_plots, widget_parts
 
 # a tiny fine-tune: 4 SGD steps of 20 images, margins of 32 images -> well under a second
 FT = {"tier": "ci", "steps": 4, "batch_size": 20}
@@ -102,7 +102,7 @@ def test_ratio_0_and_1_switch_nothing_and_everything(trained_model, data):
     assert a["switched_fraction"] == 0.0 and b["switched_fraction"] == 1.0
     assert a["switched_per_step"] == [0.0] * 4 and b["switched_per_step"] == [1.0] * 4
     assert a["margins"] != b["margins"], "CE and OVR fine-tuning gave identical margins"
-    assert sw.figure_png(fa) != sw.figure_png(fb)
+    assert widget_parts.figure_png(fa) != widget_parts.figure_png(fb)
     for info in (a, b):
         assert set(info) >= {"rule", "value", "switched_fraction", "margin_median",
                              "frac_small", "pgd_acc"}
@@ -188,10 +188,10 @@ def test_invalid_options_raise(trained_model, data, kwargs, match):
 def test_compare_thresholds_draws_one_panel_per_value(trained_model, data, reference_margins):
     x, y, xe, ye = data
     infos = [sw.explore_threshold(trained_model, x, y, xe, ye, value=v, **FT)[0] for v in (0.0, 1.0)]
-    fig = plots.compare_thresholds(infos, reference_margins, tier="ci")
+    fig = explorer_plots.compare_thresholds(infos, reference_margins, tier="ci")
     assert len(fig.axes) == 2
     with pytest.raises(ValueError):
-        plots.compare_thresholds([])
+        explorer_plots.compare_thresholds([])
 
 
 # --------------------------------------------------------------------------- the widget

@@ -1,0 +1,269 @@
+"""A model in the toy world (the points are :mod:`sovr_tutorial.toy_data`): training it
+(:func:`train_toy`), measuring it (:func:`evaluate_toy`: accuracies under PGD-20, the margin
+attack and AutoAttack, margins, the push of CE and OVR, decision regions) and the explorer's
+move of notebook 04 (:func:`toy_move`: fine-tune a copy of an AT model with SOVR at one
+switching rule and value and measure it on held-out points, :func:`measure_toy_model`).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .attacks import attack_dataset
+from .autoattack import autoattack_eval
+from .devices import model_device, pick_device
+from .evaluate import pgd_accuracy, predictions
+from .experiments import margin_stats
+from .losses import sovr_select
+from .margins import _margin, margin_summary
+from .runs import Run, as_run
+from .train import finetune, train
+from .toy_data import REGION_GRID, make_world, region_grid, toy_tier
+
+# The stronger attack on the margin: PGD on z_y - max_k z_k with more steps and restarts;
+# a point counts as broken if any restart breaks it.
+MARGIN_ATTACK_STEPS = 50
+MARGIN_ATTACK_RESTARTS = 3
+# Bins of the push ratio OVR / CE on the margin, by adversarial margin (logits).
+PUSH_EDGES = tuple(np.round(np.arange(-6.0, 6.01, 0.5), 2).tolist())
+
+
+# --------------------------------------------------------------------------- measures
+
+@torch.no_grad()
+def decision_regions(model, n: int = REGION_GRID) -> str:
+    """The predicted class on :func:`region_grid` (one digit per cell, classes < 10)."""
+    was = model.training
+    model.eval()
+    pred = model(region_grid(n).to(model_device(model))).argmax(1).cpu().tolist()
+    model.train(was)
+    return "".join(str(p) for p in pred)
+
+
+def margin_push(logits: torch.Tensor, y: torch.Tensor):
+    """How hard CE and OVR push the margin up: ``(push_ce, push_ovr)``, each (N,).
+
+    The push is ``-(dl/dz_y - dl/dz_j)`` with j the strongest wrong class: the rate at which
+    gradient descent on the logits themselves raises the margin ``z_y - z_j``. CE:
+    ``(1 - p_y) + p_j`` (it sees only differences of logits); OVR: ``sigmoid(-z_y) +
+    sigmoid(z_j)`` (each logit against 0). For two symmetric logits (m/2, -m/2) they are
+    ``2 sigmoid(-m)`` and ``2 sigmoid(-m/2)`` (notebook 04's curves). logits (N, K), y (N,).
+    """
+    z = logits.detach().float()
+    y = y.long()
+    p = torch.softmax(z, dim=1)
+    j = z.scatter(1, y[:, None], float("-inf")).argmax(1, keepdim=True)
+    z_y, z_j = z.gather(1, y[:, None]).squeeze(1), z.gather(1, j).squeeze(1)
+    push_ce = (1 - p.gather(1, y[:, None]).squeeze(1)) + p.gather(1, j).squeeze(1)
+    push_ovr = torch.sigmoid(-z_y) + torch.sigmoid(z_j)
+    return push_ce, push_ovr
+
+
+def push_curve(margins, push_ce, push_ovr, edges=PUSH_EDGES) -> dict:
+    """Per margin bin: count and medians of push_ce, push_ovr and push_ovr / push_ce
+    (None where a bin is empty). All inputs (N,); margins beyond the edges are left out."""
+    m, ce, ovr = (np.asarray(torch.as_tensor(a).cpu(), dtype=np.float64)
+                  for a in (margins, push_ce, push_ovr))
+    edges = np.asarray(edges, dtype=np.float64)
+    which = np.digitize(m, edges) - 1
+    out = {"edges": edges.tolist(), "count": [], "ce": [], "ovr": [], "ratio": []}
+    for b in range(len(edges) - 1):
+        sel = which == b
+        out["count"].append(int(sel.sum()))
+        for key, v in (("ce", ce[sel]), ("ovr", ovr[sel]), ("ratio", ovr[sel] / ce[sel])):
+            out[key].append(float(np.median(v)) if sel.any() else None)
+    return out
+
+
+class _PaddedLogits(torch.nn.Module):
+    """A model's logits padded with constant -1e4 entries up to ``classes`` outputs.
+
+    Why: the AutoAttack adapter builds APGD-T with AutoAttack's standard 9 target classes,
+    which fails (IndexError) below 10 classes; the toy world has 6. Padded classes never
+    win (softmax and argmax are unchanged, so APGD-CE is the same attack) and a restart
+    aimed at one is wasted, so APGD-T on the padded model is APGD-T with the 5 real target
+    classes.
+    """
+
+    def __init__(self, model, classes: int = 10):
+        super().__init__()
+        self.model, self.classes = model, classes
+
+    def forward(self, x):
+        z = self.model(x)
+        pad = z.new_full((z.shape[0], self.classes - z.shape[1]), -1e4)
+        return torch.cat([z, pad], dim=1)
+
+
+def _autoattack(model, x, y, tier, seed) -> dict:
+    n = min(tier.n_autoattack, len(y))
+    if n == 0:
+        return {"skipped": "the tier's n_autoattack is 0"}
+    try:
+        aa = autoattack_eval(_PaddedLogits(model).eval(), x[:n], y[:n], eps=tier.eps,
+                             version=tier.autoattack_version, seed=seed, batch_size=n,
+                             progress=False)
+    except Exception as err:  # noqa: BLE001 - recorded: the result says why AA is missing
+        return {"error": f"{type(err).__name__}: {err}"}
+    keep = ("label", "version", "attacks", "n", "eps", "clean", "robust", "per_attack",
+            "seconds", "warnings")
+    return {**{k: aa[k] for k in keep},
+            "note": "logits padded to 10 classes with -1e4 so APGD-T runs (5 real targets)"}
+
+
+def _correct(model, x, x_adv, y):
+    """(right on x, right on x_adv), bool (N,) on the CPU. Robust accuracy counts a point
+    only when both hold, as the margin attack and AutoAttack do: the last PGD iterate can
+    land a wrongly classified point on the right side (GAIRAT does this here), which would
+    otherwise count as robust."""
+    y = y.cpu()
+    return predictions(model, x) == y, predictions(model, x_adv) == y
+
+
+def _bits(mask) -> str:
+    return "".join("1" if ok else "0" for ok in mask.tolist())
+
+
+def _quantiles(stats: dict) -> dict:
+    return {k: stats["margin"][k] for k in ("q10", "q50", "q90")}
+
+
+def _switch_stats(run: Run, margins: np.ndarray) -> dict | None:
+    """Which training points SOVR's rule picks at the end of training (applied to the whole
+    set at once; training applies it per mini-batch) and how many of them are wrong."""
+    if run.method != "sovr":
+        return None
+    mask = sovr_select(torch.as_tensor(margins), run.rule, run.value).numpy()
+    picked = margins[mask]
+    return {"fraction": float(mask.mean()),
+            "misclassified_share": float((picked < 0).mean()) if picked.size else None,
+            "largest_margin_switched": float(picked.max()) if picked.size else None}
+
+
+def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
+    """Every measure of one trained toy model (see the module docstring)."""
+    (x_tr, y_tr, _), (x_te, y_te, _) = world
+    device = model_device(model)
+    x_tr, y_tr, x_te, y_te = (t.to(device) for t in (x_tr, y_tr, x_te, y_te))
+    t0 = time.perf_counter()
+
+    def pgd20(x, y):
+        return attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
+                              alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
+
+    x_te_adv, x_tr_adv = pgd20(x_te, y_te), pgd20(x_tr, y_tr)
+    margins = {"train_adv": margin_stats(model, x_tr_adv, y_tr, device),
+               "test_adv": margin_stats(model, x_te_adv, y_te, device),
+               "train_clean": margin_stats(model, x_tr, y_tr, device),
+               "test_clean": margin_stats(model, x_te, y_te, device)}
+    for key in ("train_clean", "test_clean"):   # per-point values kept for the attacked sets
+        margins[key].pop("values")
+    for key in ("train_adv", "test_adv"):   # float64 before rounding: float32 reprs are long
+        margins[key]["values"] = np.round(np.asarray(margins[key]["values"], np.float64),
+                                          3).tolist()
+    margin_acc = pgd_accuracy(model, x_te, y_te, eps=tier.eps, steps=MARGIN_ATTACK_STEPS,
+                              alpha=tier.step_size(MARGIN_ATTACK_STEPS),
+                              restarts=MARGIN_ATTACK_RESTARTS, loss="margin", seed=seed,
+                              batch_size=len(y_te))
+    with torch.no_grad():
+        z_tr = model(x_tr_adv)
+    train_m = _margin(z_tr, y_tr).cpu().numpy()
+    clean_ok, pgd_ok = _correct(model, x_te, x_te_adv, y_te)
+    train_ok, train_pgd_ok = _correct(model, x_tr, x_tr_adv, y_tr)
+    eval_seconds = time.perf_counter() - t0
+    aa = _autoattack(model, x_te, y_te, tier, seed)
+    return {
+        "clean_acc": clean_ok.float().mean().item(),
+        # robust: right clean and at the PGD-20 point (as for the margin attack and AA)
+        "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
+        # right at the PGD-20 point, whatever the clean prediction (what many training
+        # scripts print); above pgd_acc when PGD moves wrong points to the right side
+        "pgd_point_acc": pgd_ok.float().mean().item(),
+        "margin_attack_acc": margin_acc,
+        "autoattack": aa,
+        "per_point": {"clean": _bits(clean_ok), "pgd": _bits(pgd_ok)},
+        "train_clean_acc": train_ok.float().mean().item(),
+        "robust_train_acc": (train_ok & train_pgd_ok).float().mean().item(),
+        "train_margin_quantiles": _quantiles(margins["train_adv"]),
+        "test_margin_quantiles": _quantiles(margins["test_adv"]),
+        "train_peaks": margins["train_adv"]["peaks"],
+        "test_peaks": margins["test_adv"]["peaks"],
+        "margins": margins,
+        "push": push_curve(train_m, *margin_push(z_tr, y_tr)),
+        "switch": None if run is None else _switch_stats(run, train_m),
+        "regions": {"grid": REGION_GRID, "labels": decision_regions(model)},
+        "eval_seconds": eval_seconds,
+        "autoattack_seconds": aa.get("seconds"),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+def train_toy(run, seed: int = 0, tier=None, *, device=None):
+    """Train ``run`` (a Run or slug) on the world of ``seed`` through the package's loop.
+
+    Returns (model in eval mode, history, world, seconds of training).
+    """
+    run, tier = as_run(run), tier if tier is not None else toy_tier()
+    world = make_world(seed, n_train=tier.n_train, n_test=tier.n_test)
+    t0 = time.perf_counter()
+    model, history = train(run, world[0][0], world[0][1], tier=tier, seed=seed,
+                           device=pick_device(device), progress=False)
+    return model, history, world, time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- the explorer
+
+EXPLORER_HELDOUT = 1024     # held-out points the explorer measures on (the test set's first)
+
+
+def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1) -> dict:
+    """What the explorer shows of a model on held-out points x (N, 2), y (N,).
+
+    Adversarial margins at PGD-``eval_steps`` (CE), robust accuracy under it (right clean
+    and at the PGD point), clean accuracy, accuracy under the margin attack (PGD-50 on the
+    margin, ``restarts`` restarts) and the decision regions.
+    """
+    x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
+                           alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
+    with torch.no_grad():
+        m = _margin(model(x_adv), y).cpu().numpy()
+    summary = margin_summary(m)
+    clean_ok, pgd_ok = _correct(model, x, x_adv, y)
+    return {"margins": m.tolist(), "q10": summary["q10"], "q50": summary["q50"],
+            "q90": summary["q90"], "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
+            "clean_acc": clean_ok.float().mean().item(),
+            "margin_attack_acc": pgd_accuracy(
+                model, x, y, eps=tier.eps, steps=MARGIN_ATTACK_STEPS,
+                alpha=tier.step_size(MARGIN_ATTACK_STEPS), restarts=restarts, loss="margin",
+                seed=seed, batch_size=len(y)),
+            "regions": decision_regions(model), "grid": REGION_GRID}
+
+
+def toy_move(base_model, world, *, rule: str = "ratio", value: float = 0.4, tier=None,
+             steps: int = 120, lr: float = 0.05, batch_size: int = 256,
+             attack_steps: int = 5, seed: int = 0) -> dict:
+    """One move of the toy explorer: fine-tune a copy of ``base_model`` (AT) with SOVR at
+    ``rule`` / ``value`` for ``steps`` steps (:func:`sovr_tutorial.train.finetune`, PGD-
+    ``attack_steps`` at the tier's eps) on the training points of ``world``, then measure
+    it on the first EXPLORER_HELDOUT test points (:func:`measure_toy_model`).
+
+    ``base_model`` is never changed and the result depends only on the arguments.
+    Returns the measures plus ``rule``, ``value``, ``switched_fraction`` (share of the
+    fine-tuning samples that got OVR), ``switched_per_step`` and ``seconds``.
+    """
+    tier = tier if tier is not None else toy_tier()
+    run = Run("sovr", rule=rule, value=value)
+    t0 = time.perf_counter()
+    (x_tr, y_tr, _), (x_te, y_te, _) = world
+    ft_tier = tier.replace(train_steps=attack_steps, alpha=tier.step_size(attack_steps))
+    model, log = finetune(base_model, run, x_tr, y_tr, tier=ft_tier, steps=steps,
+                          batch_size=batch_size, lr=lr, seed=seed)
+    out = measure_toy_model(model, x_te[:EXPLORER_HELDOUT], y_te[:EXPLORER_HELDOUT],
+                            tier=tier, seed=seed)
+    switched = [s["switched"] for s in log]
+    return {**out, "rule": run.rule, "value": run.value, "label": run.label,
+            "switched_fraction": float(np.mean(switched)), "switched_per_step": switched,
+            "steps": steps, "seconds": time.perf_counter() - t0}

@@ -1,0 +1,150 @@
+"""The toy world's widgets: the toy explorer (notebook 04) and the margin movie's epoch
+slider (notebook 03).
+
+:class:`ToyExplorer` is the threshold explorer (:class:`sovr_tutorial.widgets.ThresholdExplorer`)
+in the toy world: its move is :func:`sovr_tutorial.toy_model.toy_move`, its figure
+:func:`sovr_tutorial.toy_plots.plot_toy_explorer`; its parts carry ``sovr-toy-rule``,
+``sovr-toy-slider``, ``sovr-toy-label``, ``sovr-toy-stats``, ``sovr-toy-figure``,
+``sovr-toy-message``. :class:`MarginMovie` (:func:`margin_movie`) steps through the recorded
+epochs of a margin movie (:mod:`sovr_tutorial.movie`), drawn by
+:func:`sovr_tutorial.movie_plots.plot_margin_frame`.
+"""
+from __future__ import annotations
+
+import html
+
+from .checks import check_choice
+from .movie import check_frames, common_epochs, epoch_index, peak_counts
+from .movie_plots import plot_margin_frame
+from .runs import DEFAULT_SOVR_RATIO, check_rule_value
+from .tiers import as_tier
+from .toy_plots import plot_toy_explorer
+from .toy_data import toy_tier
+from .toy_model import EXPLORER_HELDOUT, measure_toy_model, toy_move
+from .widget_parts import cached, check_model, error_html, figure_png, slider_box
+from .widgets import ThresholdExplorer
+
+
+# --------------------------------------------------------------------------- toy explorer
+
+class ToyExplorer(ThresholdExplorer):
+    """The toy world's SOVR explorer (notebook 04's main widget): the switching rule (ratio /
+    threshold / boundary) and its value, wired to :func:`sovr_tutorial.toy_model.toy_move` (fine-
+    tune a copy of the AT model ``base_model`` in ``world``, from ``toy_data.make_world``) and
+    drawn by :func:`sovr_tutorial.toy_plots.plot_toy_explorer` next to AT's measures on the same
+    held-out points (measured once, here).
+
+    The parts are the threshold explorer's (``rule_buttons``, ``slider``, ``label``
+    "switched to OVR: xx.x% of samples", ``stats``, ``message``, ``figure``) with the CSS
+    classes ``sovr-toy-rule``, ``sovr-toy-slider``, ``sovr-toy-label``, ``sovr-toy-stats``,
+    ``sovr-toy-message``, ``sovr-toy-figure``. ``move_options`` go to ``toy_move``
+    (``steps``, ``lr``, ``seed``...). Results are cached per (rule, value).
+    """
+
+    RULE_SETTINGS = {"ratio": ((0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO), "ratio", "switching ratio"),
+                     "threshold": ((-2.0, 4.0, 0.5, 1.0), "margin threshold",
+                                   "margin threshold"),
+                     "boundary": ((0.0, 1.0, 0.1, DEFAULT_SOVR_RATIO), "boundary",
+                                  "fraction nearest the boundary")}
+    CSS = {part: f"sovr-toy-{part}" for part in ("rule", "slider", "label", "stats", "figure",
+                                                 "message")}
+    CSS["widget"] = "sovr-toy-explorer"
+    COMPUTING = "fine-tuning a copy of AT"
+
+    def __init__(self, base_model, world, *, tier=None, rule: str = "ratio", value=None,
+                 compute: bool = True, **move_options):
+        check_choice("rule", rule, self.RULE_SETTINGS)
+        self.base_model, self.world = check_model(base_model), world
+        self.tier = toy_tier() if tier is None else as_tier(tier)
+        self.move_options = move_options
+        x_test, y_test, _ = world[1]
+        self.x_heldout = x_test[:EXPLORER_HELDOUT]
+        self.reference = measure_toy_model(base_model, self.x_heldout, y_test[:EXPLORER_HELDOUT],
+                                           tier=self.tier, seed=move_options.get("seed", 0))
+        self._build(rule, value, compute)
+
+    def result(self, rule: str, value: float):
+        """``(info, png bytes)`` of one move, cached per (rule, value)."""
+        value = check_rule_value(rule, value)
+        key = (rule, round(value, 6))
+
+        def make():
+            info = toy_move(self.base_model, self.world, rule=rule, value=value,
+                            tier=self.tier, **self.move_options)
+            fig = plot_toy_explorer(self.reference, info, self.x_heldout, eps=self.tier.eps)
+            return info, figure_png(fig)
+
+        return cached(self.cache, key, make)
+
+    def _stats_text(self, rule, info) -> str:
+        ref = self.reference
+        return (f"{info['label']}, held-out points: PGD-20 accuracy {info['pgd_acc']:.1%} (AT "
+                f"{ref['pgd_acc']:.1%}), margin attack {info['margin_attack_acc']:.1%} (AT "
+                f"{ref['margin_attack_acc']:.1%}), margin q10 {info['q10']:+.2f} (AT "
+                f"{ref['q10']:+.2f}), median {info['q50']:+.2f} (AT {ref['q50']:+.2f})")
+
+
+# --------------------------------------------------------------------------- margin movie
+
+class MarginMovie:
+    """The margin movie's epoch slider (notebook 03): an IntSlider over the recorded epochs
+    wired to :func:`sovr_tutorial.movie_plots.plot_margin_frame` (each run's training-slice and
+    held-out margin histograms at that epoch, side by side, on the movie's fixed bins).
+
+    frames: a frames dict (:func:`sovr_tutorial.movie.load_frames`). ``movie.widget`` is
+    the VBox to display. Parts: ``slider`` (``continuous_update=False``), ``label`` (the
+    epoch, and per run its peak count and training-slice PGD accuracy), ``message``
+    (errors) and ``figure`` (PNG bytes); CSS classes ``sovr-movie-slider``,
+    ``sovr-movie-label``, ``sovr-movie-message``, ``sovr-movie-figure``. Nothing is
+    computed but the drawing; pictures are cached per epoch.
+    """
+
+    def __init__(self, frames: dict, *, epoch: int | None = None):
+        import ipywidgets as w
+
+        self.frames = check_frames(frames)
+        self.epochs = common_epochs(frames)
+        if not self.epochs:
+            raise ValueError("margin_movie: the runs share no recorded epoch")
+        epoch = self.epochs[-1] if epoch is None else int(epoch)
+        check_choice("epoch", epoch, self.epochs)
+        self.cache = {}
+        # an epoch without a frame (a run resumed without x_val) shows its error in message
+        self.slider = w.IntSlider(value=epoch, min=self.epochs[0], max=self.epochs[-1], step=1,
+                                  description="epoch", continuous_update=False,
+                                  layout=w.Layout(width="560px"))
+        self.label, self.figure, self.message, self.widget = slider_box(
+            self.slider, "sovr-movie", "sovr-margin-movie", order=("label", "message", "figure"))
+        self.widget.movie = self
+        self.slider.observe(lambda change: self.show(change["new"]), names="value")
+        self.show(epoch)
+
+    def picture(self, epoch: int) -> bytes:
+        """The PNG of ``epoch``'s figure (cached)."""
+        return cached(self.cache, epoch,
+                      lambda: figure_png(plot_margin_frame(self.frames, epoch)))
+
+    def caption(self, epoch: int) -> str:
+        """The label's text at ``epoch``: per run, peaks and training-slice PGD accuracy."""
+        parts = []
+        for r in self.frames["runs"]:
+            i = epoch_index(r, epoch)
+            acc = r["train_slice_pgd_acc"][i]
+            parts.append(f"{r['label']}: {peak_counts(r)[i]} peak(s)"
+                         + ("" if acc is None else f", PGD acc {acc:.0%}"))
+        return f"epoch {epoch} of {self.epochs[-1]} — " + "; ".join(parts)
+
+    def show(self, epoch: int):
+        """Draw ``epoch`` (errors go to ``message``, the widget stays usable)."""
+        try:
+            self.figure.value = self.picture(epoch)
+            self.label.value = html.escape(self.caption(epoch))
+        except Exception as err:  # noqa: BLE001 - shown to the reader
+            self.message.value = error_html(err)
+            return
+        self.message.value = ""
+
+
+def margin_movie(frames: dict, *, epoch: int | None = None):
+    """The epoch slider of the margin movie (a VBox); see :class:`MarginMovie`."""
+    return MarginMovie(frames, epoch=epoch).widget
