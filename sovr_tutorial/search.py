@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .files import write_between
+from .margins import margin_peaks
 from .results import is_result, run_of
 from .tiers import TIERS
 
@@ -41,7 +42,8 @@ def _config(tier: dict) -> str:
 
 
 def _peaks(stat: dict) -> str:
-    peaks = stat.get("peaks")
+    # recomputed from the stored margins, so every row uses today's peak rule
+    peaks = margin_peaks(stat["values"]) if "values" in stat else stat.get("peaks")
     if peaks is None:
         return "–"
     return f"{len(peaks)} ({', '.join(f'{p:+.1f}' for p in sorted(peaks))})"
