@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from sovr_tutorial import stats
 from sovr_tutorial import verdicts as v
 
 
@@ -13,28 +14,28 @@ from sovr_tutorial import verdicts as v
 
 def test_mcnemar_p_matches_the_hand_computed_binomial_tail():
     # b = 1, c = 9: n = 10 discordant images, p = 2 * (C(10,0) + C(10,1)) / 2^10
-    assert v.mcnemar_p(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
-    assert v.mcnemar_p(1, 9) == pytest.approx(0.021484375)
-    assert v.mcnemar_p(9, 1) == v.mcnemar_p(1, 9)
+    assert stats.mcnemar_p(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
+    assert stats.mcnemar_p(1, 9) == pytest.approx(0.021484375)
+    assert stats.mcnemar_p(9, 1) == stats.mcnemar_p(1, 9)
 
 
 def test_mcnemar_p_is_one_without_a_difference_and_never_above_one():
-    assert v.mcnemar_p(0, 0) == 1.0
-    assert v.mcnemar_p(5, 5) == 1.0
-    assert v.mcnemar_p(0, 5) == pytest.approx(2 / 32)
+    assert stats.mcnemar_p(0, 0) == 1.0
+    assert stats.mcnemar_p(5, 5) == 1.0
+    assert stats.mcnemar_p(0, 5) == pytest.approx(2 / 32)
 
 
 def test_mcnemar_counts_only_the_discordant_images():
     a = [1, 1, 1, 0, 0, 1, 0]
     b = [1, 0, 0, 0, 1, 1, 0]
-    t = v.mcnemar(a, b)
+    t = stats.mcnemar(a, b)
     assert (t["n"], t["b"], t["c"]) == (7, 2, 1)
     assert t["p"] == pytest.approx(1.0)
 
 
 def test_mcnemar_rejects_vectors_of_different_length():
     with pytest.raises(ValueError, match="same length"):
-        v.mcnemar([1, 0], [1])
+        stats.mcnemar([1, 0], [1])
 
 
 # ----------------------------------------------------------------------------- Student t
@@ -44,19 +45,19 @@ def test_mcnemar_rejects_vectors_of_different_length():
     (10, 0.975, 2.228138851986274), (30, 0.95, 1.6972608865939574),
 ])
 def test_t_quantile_matches_the_tables(df, q, expected):
-    assert v.t_quantile(q, df) == pytest.approx(expected, rel=1e-9)
-    assert v.t_quantile(1 - q, df) == pytest.approx(-expected, rel=1e-9)
+    assert stats.t_quantile(q, df) == pytest.approx(expected, rel=1e-9)
+    assert stats.t_quantile(1 - q, df) == pytest.approx(-expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("t", [0.3, 1.0, 3.4641016, 12.0])
 def test_t_tail_matches_the_closed_forms_for_one_and_two_degrees_of_freedom(t):
-    assert v.t_sf2(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-10)
-    assert v.t_sf2(t, 2) == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-10)
+    assert stats.t_sf2(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-10)
+    assert stats.t_sf2(t, 2) == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-10)
 
 
 def test_paired_summary_of_three_seeds_by_hand():
     # diffs 1, 2, 3: mean 2, sd 1, se 1/sqrt(3); t = 2 sqrt(3), df 2
-    s = v.paired_summary([1.0, 2.0, 3.0])
+    s = stats.paired_summary([1.0, 2.0, 3.0])
     half = 4.302652729749464 / math.sqrt(3)
     assert (s["n"], s["mean"], s["sd"]) == (3, pytest.approx(2.0), pytest.approx(1.0))
     assert (s["low"], s["high"]) == (pytest.approx(2 - half), pytest.approx(2 + half))
@@ -65,7 +66,7 @@ def test_paired_summary_of_three_seeds_by_hand():
 
 
 def test_paired_summary_of_one_seed_has_no_interval():
-    s = v.paired_summary([1.5])
+    s = stats.paired_summary([1.5])
     assert s["mean"] == 1.5 and s["sd"] is None and s["p"] is None
 
 
