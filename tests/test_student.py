@@ -183,10 +183,10 @@ def test_student_copy_runs_up_to_its_first_exercise(student_dir, name, monkeypat
     copy = nbformat.read(student_dir / name, as_version=4)
     exercises = exercise_cells(src)
     if not exercises:
+        # no exercise: the copy's code must be the source's, which nbval runs in full
         assert [c.source for c in copy.cells if c.cell_type == "code"] == \
                [c.source for c in src.cells if c.cell_type == "code"]
-        pytest.skip(f"{name} has no exercise cells yet: its copy's code is the source's, "
-                    "which nbval runs in full")
+        return
     copy.cells = copy.cells[:exercises[0]]
     monkeypatch.setenv("SOVR_TUTORIAL_TIER", "ci")   # SOVR_TUTORIAL_DATA: as the caller set it
     client = NotebookClient(copy, timeout=CELL_TIMEOUT, kernel_name="python3",
