@@ -5,6 +5,8 @@ an existing model happens where its weights are (:func:`model_device`).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -40,3 +42,19 @@ def model_device(model: torch.nn.Module, device=None) -> torch.device:
         raise ValueError(f"device={str(device)!r} but the model lives on {str(home)!r}; "
                          f"move it first with model.to({str(device)!r})")
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 0):
+    """Run the block on ``n`` CPU threads (0: leave torch's setting), then restore it.
+
+    A tiny model (the toy world's MLP) is fastest on one thread, and on a machine whose
+    other core is busy, several threads waiting on each other make it many times slower.
+    """
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

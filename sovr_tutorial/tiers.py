@@ -51,6 +51,7 @@ class Tier:
     precision: str = "auto"    # "auto" (bf16 on CUDA, fp32 on CPU), "fp32" or "bf16" autocast
     num_classes: int = 10
     depth: int = 3             # conv blocks of the "cnn" model / hidden layers of the "mlp"
+    threads: int = 0           # CPU threads for training and attacks (0: torch's default)
 
     def replace(self, **changes) -> "Tier":
         return dataclasses.replace(self, **changes)
@@ -78,7 +79,7 @@ TIERS = {
     "toy": Tier(name="toy", model="mlp", width=128, depth=2, num_classes=6, n_train=2048,
                 n_test=2048, n_heldout=0, n_autoattack=512, autoattack_version="custom",
                 epochs=180, batch_size=256, lr=0.1, eps=0.0375, alpha=0.0375 / 4,
-                gairat_burn_in=45, precision="fp32"),
+                gairat_burn_in=45, precision="fp32", threads=1),
 }
 
 

@@ -22,7 +22,7 @@ from .attacks import _attack_dataset, _pgd, _trades_pgd, eval_mode, seeded
 from .batches import batches
 from .checkpoint import CheckpointError, load_checkpoint, load_shipped, save_checkpoint
 from .checks import check_choice, check_images, check_labels, check_number
-from .devices import pick_device
+from .devices import pick_device, torch_threads
 from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
                      _trades_per_sample)
 from .margins import _margin
@@ -220,10 +220,9 @@ def train(run, x_train, y_train, *, tier=None, seed: int = 0, epochs: int | None
                **fit_options)
 
 
-def fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y_val=None,
-        checkpoint_path=None, resume: bool = True, device=None, progress: bool = True,
-        compile: bool = False, on_epoch=None):
-    """The course's one training loop: ``tier.epochs`` epochs of :func:`train_step`.
+def fit(model, run, x_train, y_train, *, tier=None, **options):
+    """The course's one training loop: ``tier.epochs`` epochs of :func:`train_step`, on the
+    tier's CPU threads (``tier.threads``; the toy world's tiny MLP runs fastest on one).
 
     SGD with the tier's lr, momentum and weight decay; lr / 10 at half and three quarters
     of training; augmentation (random crop + flip) for images, none for points. After each
@@ -236,6 +235,15 @@ def fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y
     trains on its slice of each global batch; rank 0 alone writes checkpoints, shows
     progress and returns history. Returns (model in eval mode, history).
     """
+    tier = _tier(tier)
+    with torch_threads(tier.threads):
+        return _fit(model, run, x_train, y_train, tier=tier, **options)
+
+
+def _fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y_val=None,
+        checkpoint_path=None, resume: bool = True, device=None, progress: bool = True,
+        compile: bool = False, on_epoch=None):
+    # arguments and behaviour: see the docstring of fit
     run, tier = as_run(run), _tier(tier)
     _check_training_set(x_train, y_train, tier.num_classes)
     device = pick_device(device)
@@ -304,14 +312,21 @@ def fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, y
     return model, history
 
 
-def finetune(model, run, x_train, y_train, *, tier, steps: int, batch_size: int = 64,
-             lr: float | None = None, seed: int = 0):
+def finetune(model, run, x_train, y_train, *, tier, **options):
     """``steps`` SGD steps of :func:`train_step` on a copy of ``model``: (copy, stats per step).
 
     Mini-batches of ``batch_size`` cycle through x_train (reshuffled on each pass) under
     ``seed``; the caller's random state is untouched and ``model`` is never changed.
     x_train: float inputs in [0, 1] (N, ...) on any device; the copy stays on ``model``'s.
     """
+    tier = _tier(tier)
+    with torch_threads(tier.threads):
+        return _finetune(model, run, x_train, y_train, tier=tier, **options)
+
+
+def _finetune(model, run, x_train, y_train, *, tier, steps: int, batch_size: int = 64,
+             lr: float | None = None, seed: int = 0):
+    # arguments and behaviour: see the docstring of finetune
     run, tier = as_run(run), _tier(tier)
     _check_training_set(x_train, y_train, tier.num_classes, float_images=True)
     steps = check_number("steps", steps, low=1, integer=True)

@@ -187,3 +187,15 @@ def test_finetune_leaves_the_model_unchanged_and_is_seeded(small_split):
     assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
     assert any(not torch.equal(v, before[k]) for k, v in a.state_dict().items())
 
+
+
+def test_fit_trains_on_the_tiers_threads_and_restores_the_callers():
+    x, y = _points(128, seed=0)
+    tier = get_tier("ci", model="mlp", width=8, depth=1, num_classes=2, epochs=2,
+                    batch_size=64, eps=0.02, alpha=0.005, train_steps=2, threads=1)
+    seen, before = [], torch.get_num_threads()
+    model = build_model("mlp", width=8, num_classes=2, depth=1)
+    fit(model, "at", x, y, tier=tier, progress=False,
+        on_epoch=lambda *_: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1]
+    assert torch.get_num_threads() == before
