@@ -60,9 +60,7 @@ class Run:
         """``at``, ``sovr-r0.4``, ``sovr-t1``, ``trades-beta3``: unique per setting."""
         if self.method == "sovr":
             return f"sovr-{_RULE_LETTER[self.rule]}{self.value:g}"
-        extra = "".join(f"-{_SHORT[k]}{getattr(self, k):g}" for k in _DEFAULTS
-                        if k.startswith(self.method) and getattr(self, k) != _DEFAULTS[k])
-        return self.method + extra
+        return self.method + "".join(f"-{short}{value:g}" for short, value in self._changed())
 
     def name(self, seed: int) -> str:
         """The run's file name without suffix: ``at-s0``, ``sovr-r0.4-s1``."""
@@ -73,9 +71,13 @@ class Run:
         """For plots and tables: ``AT``, ``SOVR (ratio 0.4)``, ``SOVR (threshold 1)``."""
         if self.method == "sovr":
             return f"SOVR ({self.rule} {self.value:g})"
-        extra = ", ".join(f"{_SHORT[k]} {getattr(self, k):g}" for k in _DEFAULTS
-                          if k.startswith(self.method) and getattr(self, k) != _DEFAULTS[k])
+        extra = ", ".join(f"{short} {value:g}" for short, value in self._changed())
         return NAMES[self.method] + (f" ({extra})" if extra else "")
+
+    def _changed(self) -> list:
+        """[(short name, value)] of this method's options that differ from the defaults."""
+        return [(_SHORT[k], getattr(self, k)) for k in _DEFAULTS
+                if k.startswith(self.method) and getattr(self, k) != _DEFAULTS[k]]
 
     def options(self) -> dict:
         """The fields as a plain dict (stored in checkpoints and results)."""
