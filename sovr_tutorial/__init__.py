@@ -5,9 +5,9 @@ importable from here::
 
     from sovr_tutorial import load_cifar10, build_model, pgd, sovr_loss, train
 
-The figures (``plots``, ``explorer_plots``, ``toy_plots``, ``movie_plots``, ``report``), the
-widgets (``widgets``, ``toy_widgets``) and the toy world (``toy_data``, ``toy_model``, ``toy``)
-are imported as modules: ``from sovr_tutorial import plots``.
+The figures (``plots``, ``image_plots``, ``explorer_plots``, ``toy_plots``, ``movie_plots``,
+``report``), the widgets (``eps_widgets``, ``widgets``, ``toy_widgets``) and the toy world
+(``toy_data``, ``toy_model``, ``toy``) are imported as modules: ``from sovr_tutorial import plots``.
 """
 from .attacks import attack_dataset, fgsm, pgd, trades_pgd
 from .autoattack import autoattack_eval

@@ -7,7 +7,6 @@ that would construct arbitrary Python objects.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path

@@ -5,14 +5,15 @@ Notebooks 03-06 read the committed result files of each scale through this modul
 * ``toy``: ``results/toy`` (``python -m sovr_tutorial.toy``, five seeds per method);
 * ``cpu``: ``results/cpu`` (the experiment runner at the ``cpu`` tier);
 * ``search``: the configuration of the CIFAR-10 budget search with the most methods run
-  (:func:`sovr_tutorial.verdicts.search_folder`); whatever files exist when a notebook runs.
+  (:func:`search_folder`); whatever files exist when a notebook runs.
 
 ``scale_margins`` gathers the adversarial training margins per scale and method,
 ``plot_scale_margins`` draws them, ``scale_summary`` tabulates them and ``scale_verdicts``
-gives the verdict per claim per scale (:func:`sovr_tutorial.verdicts.verdicts_by_scale`).
+gives the verdict per claim per scale (:func:`verdicts_by_scale`).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from matplotlib.figure import Figure
 
 from .results import is_collapsed, load_results, run_of
 from .runs import Run
-from .verdicts import (_hist_values, claim_verdicts, load_toy_runs, n_peaks, search_folder,
-                       toy_claim_verdicts, verdicts_by_scale)
+from .search import search_rows
+from .toy_verdicts import load_toy_runs, toy_claim_verdicts
+from .verdicts import _hist_values, claim_verdicts, n_peaks
 
 RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"
 SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
@@ -34,6 +36,46 @@ def scale_folders(root=RESULTS_ROOT) -> dict:
     return {"toy": root / "toy" if (root / "toy").is_dir() else None,
             "cpu": root / "cpu" if (root / "cpu").is_dir() else None,
             "search": search_folder(root) if root.is_dir() else None}
+
+
+def search_folder(root) -> Path | None:
+    """The CIFAR-10 search configuration under ``root`` with the most methods run (then the
+    most result files): a folder the runner wrote for tier overrides, not a named tier's;
+    None when the search has no finished run yet."""
+    count = {}
+    for row in search_rows(root):
+        runs, files = count.setdefault(row["folder"], (set(), [0]))
+        runs.add(row["run"])
+        files[0] += 1
+    if not count:
+        return None
+    best = max(sorted(count), key=lambda f: (len(count[f][0]), count[f][1][0]))
+    return Path(root) / best
+
+
+def _cell(verdict: str) -> str:
+    """A verdict as one table cell: missing files read "not run yet"."""
+    text = re.sub(r"not measured: no result files for ([^;]*?) in [^\s;]+", r"not run yet (\1)",
+                  verdict)
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def verdicts_by_scale(scales: dict, claims=(1, 2, 3, 4)) -> str:
+    """One markdown table: a row per claim (of ``claims``), a column per scale.
+
+    scales: {column name: verdicts dict of :func:`claim_verdicts` / :func:`toy_claim_verdicts`,
+    or None for a scale with no result files yet}.
+    """
+    cols = list(scales)
+    lines = ["| claim | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for k in claims:
+        cells = []
+        for col in cols:
+            v = scales[col]
+            c = None if v is None else next((c for c in v["claims"] if c["claim"] == k), None)
+            cells.append("not run yet" if c is None else _cell(c["verdict"]))
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _values(result: dict) -> np.ndarray:

@@ -20,10 +20,7 @@ which replaces the text between the markers ``<!-- verdicts:begin -->`` and
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -183,8 +180,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     claims = []
 
     def missing(*slugs):
-        need = [s for s in slugs if s not in runs]
-        return f"not measured: no result files for {', '.join(need)} in {folder}" if need else None
+        return _missing(runs, folder, *slugs)
 
     # claim 1 ----------------------------------------------------------------------
     ev, parts = [], []
@@ -266,31 +262,51 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
                    "it towards one peak near 0", "verdict": verdict, "evidence": ev})
 
     # claim 4 ----------------------------------------------------------------------
+    claims.append(claim4(runs, names, sovr, lambda a, b: _compare_images(a, b, aa_correct, _aa, +1),
+                         lambda *slugs: _missing(runs, folder, *slugs)))
+    left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
+    return {"source": source, "left_out": left_out, "claims": claims}
+
+
+def _missing(runs, folder, *slugs):
+    """What a verdict says when some runs have no result files, else None."""
+    need = [s for s in slugs if s not in runs]
+    return f"not measured: no result files for {', '.join(need)} in {folder}" if need else None
+
+
+def _aa(result):
+    return result["autoattack"]["robust"]
+
+
+def claim4(runs, names, sovr, compare_aa, missing) -> dict:
+    """Claim 4, SOVR against GAIRAT and MART first, then AT beside it, for any kind of files.
+
+    compare_aa(sovr_runs, other_runs): the AutoAttack comparison of the files' kind
+    (:func:`_compare_images` per image, or :func:`_compare_seeds` per seed); its result
+    has ``b`` and ``c`` (images robust only for one side) when it compared images.
+    missing(*slugs): the text for runs without files, else None.
+    """
     ev, parts = [], []
-    aa = lambda r: r["autoattack"]["robust"]  # noqa: E731
     q25 = _stat("train_adv", "margin", "q25")
     for other in (*IMPORTANCE_AWARE, "at"):
-        if sovr not in runs or other not in runs:
+        if missing(sovr, other):
             parts.append(f"vs {Run.parse(other).label}: {missing(sovr, other)}")
             continue
-        t = _compare_images(runs[sovr], runs[other], aa_correct, aa, +1)
+        t = compare_aa(runs[sovr], runs[other])
         tq = _compare_seeds(runs[sovr], runs[other], q25, +1)
         head = "beside it, vs" if other == "at" else "vs"
         parts.append(f"{head} {names[other]}: under AutoAttack **{t['verdict']}**, "
                      f"larger margins of the small-margin samples **{tq['verdict']}**")
+        images = (f"; images robust only for {names[sovr]} {t['b']}, only for {names[other]} "
+                  f"{t['c']} ({_seeds(t['seeds'])}, exact McNemar p={t['p']:.2g})" if "b" in t else "")
         ev.append(f"{names[sovr]} minus {names[other]} under AutoAttack: "
-                  f"{_seed_text(t['diffs'], 'points')}; images robust only for "
-                  f"{names[sovr]} {t['b']}, only for {names[other]} {t['c']} ("
-                  f"{_seeds(t['seeds'])}, exact McNemar p={t['p']:.2g})")
+                  f"{_seed_text(t['diffs'], 'points')}{images}")
         ev.append(f"{names[sovr]} minus {names[other]}, lower-quartile adversarial margin of "
                   f"training images (the small-margin samples): "
                   f"{_seed_text(tq['diffs'], 'logits', 2)}")
-    claims.append({"claim": 4, "says": "SOVR raises the margins of the small-margin samples "
-                   "and is more robust under AutoAttack than the importance-aware methods "
-                   "(GAIRAT, MART); AT is reported beside it", "verdict": "; ".join(parts),
-                   "evidence": ev})
-    left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
-    return {"source": source, "left_out": left_out, "claims": claims}
+    return {"claim": 4, "says": "SOVR raises the margins of the small-margin samples and is "
+            "more robust under AutoAttack than the importance-aware methods (GAIRAT, MART); AT "
+            "is reported beside it", "verdict": "; ".join(parts), "evidence": ev}
 
 
 def _spread(result):
@@ -307,7 +323,7 @@ def verdicts_markdown(result: dict) -> str:
     src = result["source"]
     lines = []
     if src:
-        lines.append(f"Verdicts computed by `sovr_tutorial.verdicts.{src.get('by', 'claim_verdicts')}` from the "
+        lines.append(f"Verdicts computed by `{src.get('by', 'sovr_tutorial.verdicts.claim_verdicts')}` from the "
                      f"{src['files']} result files in `{src['folder']}` ({src['tier']} tier, "
                      f"{src['data']}, {src['hardware']}, {src['autoattack']}). A verdict "
                      f"needs a difference detectable at the {ALPHA:g} level: the exact McNemar "
@@ -322,167 +338,6 @@ def verdicts_markdown(result: dict) -> str:
         lines.append(f"{c['claim']}. *{says}.* {c['verdict']}.")
         lines += [f"   - {e}" for e in c["evidence"]]
     return "\n".join(lines).rstrip() + "\n"
-
-
-# ----------------------------------------------------------------------------- per scale
-
-def load_toy_runs(folder) -> dict:
-    """The toy world's result files of ``folder`` (``python -m sovr_tutorial.toy``), by slug
-    then seed; the noise control and other JSON files are skipped."""
-    runs = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        r = json.loads(path.read_text())
-        if isinstance(r, dict) and {"slug", "seed", "margin_attack_acc"} <= set(r):
-            runs.setdefault(r["slug"], {})[r["seed"]] = r
-    return runs
-
-
-def toy_claim_verdicts(folder, sovr: str | None = None) -> dict:
-    """Verdicts on claims 1-4 from the toy world's files, in :func:`claim_verdicts`' format.
-
-    The toy files hold per-seed numbers on 2,048 test points, so every comparison is the
-    seed-paired t-test of :func:`_compare_seeds`. Claim 1: PGD-20 accuracy minus accuracy under
-    the margin attack (PGD-50 on the margin, 3 restarts; same points), importance-aware minus
-    AT. Claim 2: 95th-percentile clean training margin and upper-quartile flip budget (input
-    units of [0, 1]^2), importance-aware minus AT. Claim 3: peaks of the adversarial training
-    margins (``train_peaks``). Claim 4: AutoAttack (custom) accuracy and the lower-quartile
-    adversarial training margin, SOVR minus GAIRAT, MART and AT.
-    """
-    sovr = sovr or Run("sovr", value=DEFAULT_SOVR_RATIO).slug
-    runs = load_toy_runs(folder)
-    names = {slug: Run.parse(slug).label for slug in runs}
-    source = {}
-    if runs:
-        r0 = next(iter(next(iter(runs.values())).values()))
-        env = r0.get("environment", {})
-        source = {"folder": str(folder), "tier": "toy", "by": "toy_claim_verdicts",
-                  "data": "toy world (sovr_tutorial.toy), 2,048 test points",
-                  "hardware": f"{env.get('cpu_count', '?')}-core {env.get('cpu', '?')} CPU, no GPU",
-                  "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "
-                                f"{r0['autoattack']['n']} test points",
-                  "files": sum(len(v) for v in runs.values())}
-
-    def missing(*slugs):
-        need = [x for x in slugs if x not in runs]
-        return f"not measured: no result files for {', '.join(need)} in {folder}" if need else None
-
-    claims = []
-    ev, parts = [], []
-    gap_of = lambda r: r["pgd_acc"] - r["margin_attack_acc"]  # noqa: E731
-    loose = lambda r: r["pgd_point_acc"] - r["margin_attack_acc"]  # noqa: E731
-    for m in IMPORTANCE_AWARE:
-        if missing(m, "at"):
-            parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
-            continue
-        t = _compare_seeds(runs[m], runs["at"], gap_of, +1, scale=100.0)
-        tl = _compare_seeds(runs[m], runs["at"], loose, +1, scale=100.0)
-        parts.append(f"{names[m]}: **{t['verdict']}**")
-        ev.append(f"{names[m]} minus {names['at']}, PGD-20 minus margin-attack accuracy: "
-                  f"{_seed_text(t['diffs'], 'points')}; counting every point right at the PGD "
-                  f"point (loose): {_seed_text(tl['diffs'], 'points')}")
-    claims.append({"claim": 1, "says": "importance-aware methods look strong under PGD but "
-                   "are weaker under a stronger attack", "verdict": "; ".join(parts), "evidence": ev})
-
-    ev, parts = [], []
-    for m in IMPORTANCE_AWARE:
-        if missing(m, "at"):
-            parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
-            continue
-        tm = _compare_seeds(runs[m], runs["at"], _stat("train_clean", "margin", "q95"), -1)
-        tf = _compare_seeds(runs[m], runs["at"], _stat("train_clean", "flip_budget", "q75"), -1)
-        parts.append(f"{names[m]}: easy-sample margins shrink: **{tm['verdict']}**; "
-                     f"flip budgets shrink: **{tf['verdict']}**")
-        ev.append(f"{names[m]} minus {names['at']}, 95th-percentile clean training margin: "
-                  f"{_seed_text(tm['diffs'], 'logits', 2)}; upper-quartile flip budget: "
-                  f"{_seed_text(tf['diffs'], 'input units', 3)}")
-    claims.append({"claim": 2, "says": "they shrink the logit margins of the easy samples so "
-                   "a small perturbation flips the top logit", "verdict": "; ".join(parts),
-                   "evidence": ev})
-
-    if "at" in runs:
-        peaks = {m: [len(r["train_peaks"]) for r in runs[m].values()]
-                 for m in ("at", *IMPORTANCE_AWARE) if m in runs}
-        at_two, n_at = sum(p >= 2 for p in peaks["at"]), len(peaks["at"])
-        collapsed = [m for m in IMPORTANCE_AWARE if m in runs and np.mean(
-            [r["train_margin_quantiles"]["q90"] - r["train_margin_quantiles"]["q10"]
-             for r in runs[m].values()]) < 0.5]
-        verdict = ("**holds**" if at_two == n_at and collapsed else
-                   f"**mixed**: {names['at']} has two peaks in {at_two} of {n_at} seeds"
-                   if at_two else f"**does not hold**: {names['at']} has one peak in all {n_at} seeds")
-        verdict += ("; collapse to one peak near 0: " + (", ".join(names[m] for m in collapsed)
-                                                         if collapsed else "none"))
-        ev = ["peaks of the adversarial training margins, per seed: " + "; ".join(
-                  f"{names[m]} " + ", ".join(map(str, p)) for m, p in peaks.items()),
-              "q10 / q90 of the adversarial training margins (mean over seeds): " + "; ".join(
-                  f"{names[m]} " + " / ".join(f"{np.mean([r['train_margin_quantiles'][q] for r in runs[m].values()]):+.2f}"
-                                             for q in ("q10", "q90")) for m in peaks)]
-    else:
-        verdict, ev = missing("at"), []
-    claims.append({"claim": 3, "says": "under AT the margin histogram has two peaks; "
-                   "importance-aware methods collapse it towards one peak near 0",
-                   "verdict": verdict, "evidence": ev})
-
-    ev, parts = [], []
-    aa = lambda r: r["autoattack"]["robust"]  # noqa: E731
-    q25 = _stat("train_adv", "margin", "q25")
-    for other in (*IMPORTANCE_AWARE, "at"):
-        if missing(sovr, other):
-            parts.append(f"vs {Run.parse(other).label}: {missing(sovr, other)}")
-            continue
-        t = _compare_seeds(runs[sovr], runs[other], aa, +1, scale=100.0)
-        tq = _compare_seeds(runs[sovr], runs[other], q25, +1)
-        head = "beside it, vs" if other == "at" else "vs"
-        parts.append(f"{head} {names[other]}: under AutoAttack **{t['verdict']}**, "
-                     f"larger margins of the small-margin samples **{tq['verdict']}**")
-        ev.append(f"{names[sovr]} minus {names[other]} under AutoAttack: "
-                  f"{_seed_text(t['diffs'], 'points')}; lower-quartile adversarial training "
-                  f"margin: {_seed_text(tq['diffs'], 'logits', 2)}")
-    claims.append({"claim": 4, "says": "SOVR raises the margins of the small-margin samples "
-                   "and is more robust under AutoAttack than GAIRAT and MART; AT beside it",
-                   "verdict": "; ".join(parts), "evidence": ev})
-    return {"source": source, "left_out": [], "claims": claims}
-
-
-def search_folder(root) -> Path | None:
-    """The CIFAR-10 search configuration under ``root`` with the most methods run (then the
-    most result files): a folder the runner wrote for tier overrides, not a named tier's;
-    None when the search has no finished run yet."""
-    from .search import search_rows   # search reads the tiers; keep this module light
-
-    count = {}
-    for row in search_rows(root):
-        runs, files = count.setdefault(row["folder"], (set(), [0]))
-        runs.add(row["run"])
-        files[0] += 1
-    if not count:
-        return None
-    best = max(sorted(count), key=lambda f: (len(count[f][0]), count[f][1][0]))
-    return Path(root) / best
-
-
-def _cell(verdict: str) -> str:
-    """A verdict as one table cell: missing files read "not run yet"."""
-    text = re.sub(r"not measured: no result files for ([^;]*?) in [^\s;]+", r"not run yet (\1)",
-                  verdict)
-    return text.replace("|", "/").replace("\n", " ")
-
-
-def verdicts_by_scale(scales: dict, claims=(1, 2, 3, 4)) -> str:
-    """One markdown table: a row per claim (of ``claims``), a column per scale.
-
-    scales: {column name: verdicts dict of :func:`claim_verdicts` / :func:`toy_claim_verdicts`,
-    or None for a scale with no result files yet}.
-    """
-    cols = list(scales)
-    lines = ["| claim | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for k in claims:
-        cells = []
-        for col in cols:
-            v = scales[col]
-            c = None if v is None else next((c for c in v["claims"] if c["claim"] == k), None)
-            cells.append("not run yet" if c is None else _cell(c["verdict"]))
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def write_block(path, block: str) -> bool:

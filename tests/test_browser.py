@@ -26,7 +26,6 @@ Knobs (environment): ``SOVR_BROWSER_RUN_TIMEOUT`` (seconds for "Run All Cells", 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -44,16 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from chromium import chromium_context, in_ci, missing_requirements
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 RUN_TIMEOUT = float(os.environ.get("SOVR_BROWSER_RUN_TIMEOUT", "1800"))
 UPDATE_TIMEOUT = float(os.environ.get("SOVR_BROWSER_UPDATE_TIMEOUT", "600"))
 SERVER_START_TIMEOUT = 180.0
@@ -64,25 +60,12 @@ STDERR_SELECTOR = '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stde
 
 # --------------------------------------------------------------------------- availability
 
-def _missing_requirements() -> list[str]:
-    missing = []
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"{CHROMIUM} not found (Debian: apt-get install -y chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("the playwright package is not installed (pip install playwright)")
-    return missing
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="session")
 def browser_available():
-    missing = _missing_requirements()
+    missing = missing_requirements()
     if missing:
         reason = "browser test needs: " + "; ".join(missing)
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI is set, so a missing browser is a failure: {reason}")
         # a warning is listed even by `pytest -q` (a skip reason only with -rs)
         warnings.warn(f"browser tests skipped: {reason}", pytest.PytestWarning, stacklevel=1)
@@ -348,21 +331,8 @@ def lab(browser_available, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser_context(lab, tmp_path_factory):
     """Headless Debian Chromium with a fresh user-data-dir."""
-    from playwright.sync_api import sync_playwright
-
-    user_data = tmp_path_factory.mktemp("chromium-profile")
-    home = tmp_path_factory.mktemp("chromium-home")
-    # Debian's chromium keeps crash reports and caches under XDG dirs: keep them in tmp too
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(user_data), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            env=env, viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(60_000)
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(tmp_path_factory, width=1400, height=1000) as context:
+        yield context
 
 
 # --------------------------------------------------------------------------- page helpers

@@ -3,8 +3,8 @@
 The site is built by ``docs/build.py`` (what ``make site`` runs) into a temporary folder,
 unless ``SOVR_SITE_HTML`` names an HTML folder that is already built (CI builds it with
 ``make site`` first and points the test at it). A ``http.server`` thread serves it on
-127.0.0.1, and Playwright drives Debian's Chromium (``/usr/bin/chromium``, launched as in
-``tests/test_browser.py``; Playwright's own browser download is never used) through every
+127.0.0.1, and Playwright drives Debian's Chromium (``/usr/bin/chromium``, started by
+``tests/chromium.py`` as for ``tests/test_browser.py``) through every
 page reachable from the top-level ``index.html``. Each page must
 
 * log no console error and no uncaught exception, and request nothing that fails (an
@@ -41,19 +41,15 @@ import urllib.request
 import warnings
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urldefrag, urljoin, urlparse
+from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
+from chromium import chromium_context, in_ci, missing_requirements
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "site"
-CHROMIUM = Path("/usr/bin/chromium")
-# the launch flags of tests/test_browser.py
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 BUILD_TIMEOUT = float(os.environ.get("SOVR_SITE_BUILD_TIMEOUT", "900"))
 ERROR_SELECTOR = (".output.traceback, .output.error, .cell_output .traceback, "
                   "mjx-merror, .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
@@ -77,12 +73,8 @@ def _say(line: str):
         f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def _skip_or_fail(reason: str):
-    if _in_ci():
+    if in_ci():
         pytest.fail(f"CI is set, so a missing tool is a failure: {reason}")
     warnings.warn(f"site test skipped: {reason}", pytest.PytestWarning, stacklevel=2)
     pytest.skip(reason)
@@ -182,27 +174,11 @@ def site_url(site_html):
 
 @pytest.fixture(scope="module")
 def browser_page(site_url, tmp_path_factory):
-    missing = []
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"{CHROMIUM} not found (Debian: apt-get install -y chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("the playwright package is not installed (pip install playwright)")
+    missing = missing_requirements()
     if missing:
         _skip_or_fail("; ".join(missing))
-    from playwright.sync_api import sync_playwright
-
-    user_data = tmp_path_factory.mktemp("chromium-profile")
-    home = tmp_path_factory.mktemp("chromium-home")
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(user_data), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            env=env, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(60_000)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_context(tmp_path_factory, width=1280, height=900) as context:
+        yield context.new_page()
 
 
 class _Ids(HTMLParser):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from sovr_tutorial import stats
+from sovr_tutorial import scales, stats, toy_verdicts
 from sovr_tutorial import verdicts as v
 
 
@@ -235,7 +235,7 @@ def test_toy_verdicts_read_the_toy_files_seed_by_seed(tmp_path):
                  _toy("sovr-r0.4", s, aa=0.8 + 0.001 * s, q25=0.9)]
     _write(tmp_path, *runs)
     (tmp_path / "control_at_reinit.json").write_text(json.dumps({"runs": []}))
-    out = v.toy_claim_verdicts(tmp_path)
+    out = toy_verdicts.toy_claim_verdicts(tmp_path)
     assert out["source"]["files"] == 12
     assert _claim(out, 1)["verdict"].startswith("GAIRAT: **holds**")
     assert "MART: not measured" in _claim(out, 1)["verdict"]
@@ -244,7 +244,7 @@ def test_toy_verdicts_read_the_toy_files_seed_by_seed(tmp_path):
     assert _claim(out, 3)["verdict"] == ("**mixed**: AT has two peaks in 3 of 6 seeds; collapse "
                                          "to one peak near 0: GAIRAT")
     assert "vs GAIRAT: under AutoAttack **holds**" in _claim(out, 4)["verdict"]
-    assert "toy_claim_verdicts" in v.verdicts_markdown(out)
+    assert "sovr_tutorial.toy_verdicts.toy_claim_verdicts" in v.verdicts_markdown(out)
 
 
 def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):
@@ -257,7 +257,7 @@ def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):
 
 def test_verdicts_by_scale_says_not_run_yet(tmp_path):
     at_only = v.claim_verdicts(_write(tmp_path, _result("at", 0, _bits(5, 20))))
-    table = v.verdicts_by_scale({"toy": v.toy_claim_verdicts(tmp_path / "none"),
+    table = scales.verdicts_by_scale({"toy": toy_verdicts.toy_claim_verdicts(tmp_path / "none"),
                                  "cpu": at_only, "search": None})
     rows = table.strip().splitlines()
     assert rows[0] == "| claim | toy | cpu | search |" and len(rows) == 6

@@ -6,6 +6,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+import sovr_tutorial.eps_widgets as ew
 import sovr_tutorial.widgets as sw
 from sovr_tutorial import accuracy, explorer_plots, widget_parts
 
@@ -31,7 +32,7 @@ def _same_state(a, b):
 
 def test_eps_zero_is_the_clean_accuracy_and_flips_nothing(trained_model, eval_batch):
     x, y = eval_batch
-    info, fig = sw.eps_view(trained_model, x, y, 0.0)
+    info, fig = ew.eps_view(trained_model, x, y, 0.0)
     assert info["accuracy"] == info["clean_accuracy"] == pytest.approx(accuracy(trained_model, x, y))
     assert info["n_flipped"] == 0 and info["n"] == len(y)
     assert isinstance(fig, Figure) and len(fig.axes) == 4 * 6   # 3 image rows + class probabilities
@@ -39,7 +40,7 @@ def test_eps_zero_is_the_clean_accuracy_and_flips_nothing(trained_model, eval_ba
 
 def test_larger_eps_never_raises_accuracy_much(trained_model, eval_batch):
     x, y = eval_batch
-    accs = [sw.eps_view(trained_model, x, y, k / 255, steps=5)[0]["accuracy"] for k in (0, 2, 8)]
+    accs = [ew.eps_view(trained_model, x, y, k / 255, steps=5)[0]["accuracy"] for k in (0, 2, 8)]
     assert accs[2] < accs[0], f"PGD at 8/255 did not lower the accuracy: {accs}"
     for a, b in zip(accs, accs[1:]):
         assert b <= a + 0.05, f"accuracy rose with eps: {accs}"
@@ -50,8 +51,8 @@ def test_eps_view_is_deterministic_and_leaves_rng_and_model_alone(trained_model,
     before = _state(trained_model)
     torch.manual_seed(123)
     rng = torch.get_rng_state()
-    a, _ = sw.eps_view(trained_model, x, y, 4 / 255, steps=3, n_show=2)
-    b, _ = sw.eps_view(trained_model, x, y, 4 / 255, steps=3, n_show=2)
+    a, _ = ew.eps_view(trained_model, x, y, 4 / 255, steps=3, n_show=2)
+    b, _ = ew.eps_view(trained_model, x, y, 4 / 255, steps=3, n_show=2)
     assert a == b
     assert torch.equal(torch.get_rng_state(), rng)
     assert _same_state(before, _state(trained_model))
@@ -59,7 +60,7 @@ def test_eps_view_is_deterministic_and_leaves_rng_and_model_alone(trained_model,
 
 def test_eps_view_accepts_uint8_and_one_step(trained_model, small_split):
     _, (xe, ye) = small_split
-    info, fig = sw.eps_view(trained_model, xe[:8], ye[:8], 16 / 255, steps=1, n_show=20)
+    info, fig = ew.eps_view(trained_model, xe[:8], ye[:8], 16 / 255, steps=1, n_show=20)
     assert info["n"] == 8 and len(fig.axes) == 4 * 8     # n_show capped at the batch
 
 
@@ -70,25 +71,25 @@ def test_eps_view_accepts_uint8_and_one_step(trained_model, small_split):
 def test_eps_view_rejects_bad_arguments(trained_model, eval_batch, kwargs, match):
     x, y = eval_batch
     with pytest.raises(ValueError, match=match):
-        sw.eps_view(trained_model, x, y, **kwargs)
+        ew.eps_view(trained_model, x, y, **kwargs)
 
 
 def test_eps_view_rejects_images_outside_unit_range(trained_model, eval_batch):
     x, y = eval_batch
     with pytest.raises(ValueError, match="x must be images in"):
-        sw.eps_view(trained_model, x * 255, y, 0.01)
+        ew.eps_view(trained_model, x * 255, y, 0.01)
 
 
 def test_eps_explorer_slider_updates_the_label(trained_model, eval_batch):
     x, y = eval_batch
-    box = sw.eps_explorer(trained_model, x, y, steps=3)
+    box = ew.eps_explorer(trained_model, x, y, steps=3)
     ex = box.explorer
     assert "sovr-eps-slider" in ex.slider._dom_classes
     assert ex.slider.description == "eps (/255)" and ex.slider.value == 8 and ex.slider.max == 16
     assert ex.label.value.startswith("eps = 8/255") and ex.figure.value[:4] == b"\x89PNG"
     ex.slider.value = 0
     assert ex.label.value.startswith("eps = 0/255") and "0 of 64" in ex.label.value
-    other = sw.eps_explorer(trained_model, x, y, steps=3)
+    other = ew.eps_explorer(trained_model, x, y, steps=3)
     assert other is not box and other.explorer.cache is not ex.cache
     assert other.explorer.slider.value == 8
 
