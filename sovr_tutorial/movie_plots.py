@@ -38,11 +38,13 @@ def _movie_panel(ax, run_frames: dict, i: int, edges, color):
 
 
 def _movie_attack(frames: dict) -> str:
-    """The attack of the frames, e.g. "PGD-10, eps 0.0375" (fit's: the tier's training one)."""
+    """The attack of the frames, e.g. "PGD-10, eps 2/255" for images, "PGD-10, eps 0.0375"
+    for the toy world's points (fit's attack: the tier's training one)."""
     tier = frames.get("tier") or {}
     if "train_steps" not in tier:
         return "PGD"
-    return f"PGD-{tier['train_steps']}, eps {tier['eps']:.4g}"
+    eps = f"{tier['eps']:.4g}" if tier.get("model") == "mlp" else f"{tier['eps'] * 255:.3g}/255"
+    return f"PGD-{tier['train_steps']}, eps {eps}"
 
 
 def _movie_note(run_frames: dict, i: int, peaks: list) -> str:
