@@ -47,6 +47,10 @@ def _movie_attack(frames: dict) -> str:
     return f"PGD-{tier['train_steps']}, eps {eps}"
 
 
+#: the note's backdrop: readable over the bars it may cover
+_NOTE_BOX = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.0}
+
+
 def _movie_note(run_frames: dict, i: int, peaks: list) -> str:
     acc = run_frames["train_slice_pgd_acc"][i]
     acc = "" if acc is None else f"\nPGD acc, train slice {acc:.0%}"
@@ -75,8 +79,8 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
         i = epoch_index(r, epoch)
         _movie_panel(ax, r, i, edges, method_color(r["slug"], k))
         ax.set_title(r["label"], fontsize=10)
-        ax.text(0.03, 0.80, _movie_note(r, i, peak_counts(r)), transform=ax.transAxes,
-                va="top", fontsize=7.5)
+        ax.text(0.03, 0.97, _movie_note(r, i, peak_counts(r)), transform=ax.transAxes,
+                va="top", fontsize=7.5, bbox=_NOTE_BOX)
         ax.set_xlabel("adversarial margin")
     axes[0].set_xlim(*_movie_xlim(frames, edges))
     axes[0].set_ylabel("fraction of samples")
@@ -123,8 +127,8 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
             ax = axes[row, col]
             i = epoch_index(r, e)
             _movie_panel(ax, r, i, edges, method_color(r["slug"], row))
-            ax.text(0.03, 0.80, _movie_note(r, i, peaks), transform=ax.transAxes, va="top",
-                    fontsize=6.5)
+            ax.text(0.03, 0.97, _movie_note(r, i, peaks), transform=ax.transAxes, va="top",
+                    fontsize=6.5, bbox=_NOTE_BOX)
             if row == 0:
                 ax.set_title(f"epoch {e}" + (f"\n({starts[e]} here)" if e in starts else ""),
                              fontsize=9)
