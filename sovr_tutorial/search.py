@@ -36,7 +36,7 @@ def _config(tier: dict) -> str:
         elif key == "depth":
             if tier.get("model") == "cnn":
                 parts.append(f"depth {value}")
-        elif value != getattr(base, key) or key in ("model", "n_train", "epochs"):
+        elif value != getattr(base, key) or key in ("model", "width", "n_train", "epochs"):
             parts.append(f"{key} {value}")
     return ", ".join(parts)
 
