@@ -3,6 +3,11 @@
 ``ci``  : the whole course in minutes on 2 CPU cores (numbers are smoke, not science).
 ``cpu`` : a laptop, well under an hour per notebook; the shipped checkpoints.
 ``gpu`` : the paper's scale (PreAct ResNet-18, full CIFAR-10, eps 8/255, PGD-10).
+``small``: the CIFAR-10 budget search's pick (results/README.md): a 6-conv CNN on 1,000
+          images at eps 2/255 for 60 epochs, bf16 on CPU, about 25-40 min a run on 2 cores.
+          AT's margins spread wide there and GAIRAT's collapse, with GAIRAT's AutoAttack
+          gap; AT's margins have one peak, not two.
+``toy`` : the 2-D toy world (sovr_tutorial.toy).
 
 Pick one with ``get_tier("cpu")`` or the environment variable ``SOVR_TUTORIAL_TIER``.
 """
@@ -74,6 +79,12 @@ TIERS = {
     "gpu": Tier(name="gpu", model="preact_resnet18", width=64, n_train=50000, n_test=10000,
                 n_heldout=1000, n_autoattack=1000, autoattack_version="standard", epochs=110,
                 batch_size=128, lr=0.1, gairat_burn_in=50),
+    # The search's pick: exactly the configuration results/cpu-cnn-w32-n1000-nheldout_200-
+    # e60-eps2-alpha0.5-burn27-bf16 holds (GAIRAT re-weights after 45% of training, as in gpu).
+    "small": Tier(name="small", model="cnn", width=32, depth=3, n_train=1000, n_test=1000,
+                  n_heldout=200, n_autoattack=200, autoattack_version="custom", epochs=60,
+                  batch_size=128, lr=0.05, eps=2 / 255, alpha=0.5 / 255, gairat_burn_in=27,
+                  precision="bf16"),
     # The 2-D toy world (sovr_tutorial.toy): an MLP 2-128-128-6 on 2,048 points in [0, 1]^2;
     # eps 0.0375 is 0.3 in the world's data units; 180 epochs of 8 batches = 1,440 steps.
     "toy": Tier(name="toy", model="mlp", width=128, depth=2, num_classes=6, n_train=2048,

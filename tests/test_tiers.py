@@ -2,7 +2,7 @@
 import pytest
 
 from sovr_tutorial.experiments import default_folder
-from sovr_tutorial.tiers import get_tier, parse_overrides, pgd_step_size
+from sovr_tutorial.tiers import TIERS, get_tier, parse_overrides, pgd_step_size
 
 
 def test_overrides_are_parsed_to_the_fields_types():
@@ -57,3 +57,9 @@ def test_a_tier_keeps_its_alpha_for_its_own_step_counts():
     assert cpu.step_size(cpu.train_steps) == cpu.step_size(cpu.eval_steps) == cpu.alpha
     assert ci.step_size(ci.train_steps) == ci.alpha == 2 / 255      # 3 steps
     assert cpu.step_size(5) == pytest.approx(pgd_step_size(cpu.eps, 5))
+
+
+def test_the_small_tier_is_the_configuration_the_search_picked():
+    # the search ran it as cpu-tier overrides; as a named tier it must train the same runs
+    searched = TIERS["small"].replace(name="cpu")
+    assert default_folder(searched) == "cpu-cnn-w32-n1000-nheldout_200-e60-eps2-alpha0.5-burn27-bf16"
