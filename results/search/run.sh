@@ -21,15 +21,16 @@ run --methods gairat,sovr-r0.4,mart $w32n1k --set eps=2/255 --set alpha=0.5/255
 # 3. AT between the two
 run --methods at $w32n1k --set eps=4/255 --set alpha=1/255
 # 4. fewer images for longer (can AT fit most of its training set and leave the hard images
-#    behind: two peaks?), capacity down and up, and the same compute spent on more images
-#    (session 3; two streams of one thread ran side by side, see results/README.md)
+#    behind: two peaks?), capacity down and up, and the same compute spent on more images.
+#    Session 3 ran these in two streams of one thread side by side (results/README.md).
 n500e100="--set n_train=500 --set epochs=100 --set gairat_burn_in=45"
 run --methods at --set width=32 $n500e100 --set eps=2/255 --set alpha=0.5/255
 run --methods at --set width=32 $n500e100 --set eps=4/255 --set alpha=1/255
 run --methods at --set width=16 --set n_train=1000 --set epochs=60 --set gairat_burn_in=27 --set eps=2/255 --set alpha=0.5/255
-run --methods at --set width=32 $n500e100 --set eps=8/255
 run --methods at --set width=32 --set n_train=250 --set epochs=100 --set gairat_burn_in=45 --set eps=8/255
-run --methods at --set width=48 --set n_train=500 --set epochs=60 --set gairat_burn_in=27 --set eps=2/255 --set alpha=0.5/255
-run --methods at --set width=32 --set n_train=2000 --set epochs=30 --set gairat_burn_in=13 --set eps=4/255 --set alpha=1/255
 run --methods at --set model=small_cnn --set width=16 --set n_train=1000 --set epochs=60 --set gairat_burn_in=27 --set eps=2/255 --set alpha=0.5/255
+run --methods at --set width=32 --set n_train=2000 --set epochs=30 --set gairat_burn_in=13 --set eps=4/255 --set alpha=1/255
+run --methods at --set width=32 $n500e100 --set eps=8/255
+run --methods at --set width=16 --set n_train=1000 --set epochs=60 --set gairat_burn_in=27 --set eps=4/255 --set alpha=1/255
 run --methods at --set width=16 $n500e100 --set eps=4/255 --set alpha=1/255
+run --methods at --set width=48 --set n_train=500 --set epochs=60 --set gairat_burn_in=27 --set eps=2/255 --set alpha=0.5/255
