@@ -191,6 +191,14 @@ def test_small_multiples_default_epochs_include_the_marks():
     assert "GAIRAT re-weights here" in titles[1] and "lr x0.1 here" in titles[2]
 
 
+def test_the_title_gives_image_budgets_in_255ths_and_toy_budgets_in_input_units():
+    frames = _frames()
+    frames["tier"] = {"model": "cnn", "train_steps": 10, "eps": 2 / 255}
+    assert "PGD-10, eps 2/255" in movie_plots.plot_margin_movie(frames)._suptitle.get_text()
+    frames["tier"] = {"model": "mlp", "train_steps": 10, "eps": 0.0375}
+    assert "PGD-10, eps 0.0375" in movie_plots.plot_margin_movie(frames)._suptitle.get_text()
+
+
 def test_small_multiples_refuse_an_epoch_without_frames():
     with pytest.raises(ValueError, match="no frames of epochs"):
         movie_plots.plot_margin_movie(_frames(), epochs=[1, 7])
