@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from .explorer_plots import eps_text
 from .plots import _mark_edge_bins, method_color
 
 
@@ -39,12 +40,12 @@ def _movie_panel(ax, run_frames: dict, i: int, edges, color):
 
 def _movie_attack(frames: dict) -> str:
     """The attack of the frames, e.g. "PGD-10, eps 2/255" for images, "PGD-10, eps 0.0375"
-    for the toy world's points (fit's attack: the tier's training one)."""
+    for the toy world's points, whose budget is off the 1/255 grid (fit's attack: the
+    tier's training one)."""
     tier = frames.get("tier") or {}
     if "train_steps" not in tier:
         return "PGD"
-    eps = f"{tier['eps']:.4g}" if tier.get("model") == "mlp" else f"{tier['eps'] * 255:.3g}/255"
-    return f"PGD-{tier['train_steps']}, eps {eps}"
+    return f"PGD-{tier['train_steps']}, eps {eps_text(tier['eps'])}"
 
 
 #: the note's backdrop: readable over the bars it may cover

@@ -23,7 +23,8 @@ from .runs import as_run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _hardware(env: dict) -> str:
+def hardware(env: dict) -> str:
+    """A result file's ``environment`` in words: its GPU, else "2-core x86_64 CPU, no GPU"."""
     return env.get("gpu") or f"{env.get('cpu_count', '?')}-core {env.get('cpu', '?')} CPU, no GPU"
 
 
@@ -103,7 +104,7 @@ class Session:
             lines.append(f"Models: {self.models}.")
         if self.data_info and self.data_info.get("path"):
             lines.append(f"Data read from `{self.data_info['path']}`.")
-        lines.append(f"Hardware: {_hardware(env)}, torch threads: {env.get('torch_threads', '?')}; "
+        lines.append(f"Hardware: {hardware(env)}, torch threads: {env.get('torch_threads', '?')}; "
                      f"torch {env['torch']}, python {env['python']}"
                      + (f", commit {env['git_commit'][:12]}" if env.get("git_commit") else "")
                      + ".")
@@ -126,7 +127,7 @@ def runs_table(results: list) -> str:
         note = (f"collapsed to chance (clean {100 * r['clean_acc']:.1f}%): left out"
                 if is_collapsed(r) else "")
         rows.append(f"| {r['run']} | {r['tier']['name']} | {r['seed']} | "
-                    f"{r.get('data', {}).get('label', '?')} | {_hardware(e)} | "
+                    f"{r.get('data', {}).get('label', '?')} | {hardware(e)} | "
                     f"{e.get('torch', '?')} | {aa.get('label', '?')}, n={aa['n']} | "
                     f"{r.get('finished', '?')} | {r.get('train_seconds', 0) / 60:.1f} min | "
                     f"{note} |")

@@ -42,15 +42,13 @@ def search_folder(root) -> Path | None:
     """The CIFAR-10 search configuration under ``root`` with the most methods run (then the
     most result files): a folder the runner wrote for tier overrides, not a named tier's;
     None when the search has no finished run yet."""
-    count = {}
+    methods, files = {}, {}
     for row in search_rows(root):
-        runs, files = count.setdefault(row["folder"], (set(), [0]))
-        runs.add(row["run"])
-        files[0] += 1
-    if not count:
+        methods.setdefault(row["folder"], set()).add(row["run"])
+        files[row["folder"]] = files.get(row["folder"], 0) + 1
+    if not methods:
         return None
-    best = max(sorted(count), key=lambda f: (len(count[f][0]), count[f][1][0]))
-    return Path(root) / best
+    return Path(root) / max(sorted(methods), key=lambda f: (len(methods[f]), files[f]))
 
 
 def _cell(verdict: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .provenance import hardware
 from .runs import DEFAULT_SOVR_RATIO, Run
 from .verdicts import (IMPORTANCE_AWARE, _aa, _compare_seeds, _missing, _seed_text, _stat,
                        claim4)
@@ -47,7 +48,7 @@ def toy_claim_verdicts(folder, sovr: str | None = None) -> dict:
         env = r0.get("environment", {})
         source = {"folder": str(folder), "tier": "toy", "by": "sovr_tutorial.toy_verdicts.toy_claim_verdicts",
                   "data": "toy world (sovr_tutorial.toy), 2,048 test points",
-                  "hardware": f"{env.get('cpu_count', '?')}-core {env.get('cpu', '?')} CPU, no GPU",
+                  "hardware": hardware(env),
                   "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "
                                 f"{r0['autoattack']['n']} test points",
                   "files": sum(len(v) for v in runs.values())}

@@ -27,6 +27,7 @@ import numpy as np
 from .files import write_between
 
 from .margins import kde_bandwidth, margin_peaks
+from .provenance import hardware
 from .results import is_collapsed, load_results, pgd_key, run_of
 from .runs import DEFAULT_SOVR_RATIO, Run
 from .stats import mcnemar, mcnemar_p, paired_summary
@@ -159,8 +160,7 @@ def load_runs(folder) -> tuple[dict, list, dict]:
         r0, env = every[0], every[0].get("environment", {})
         source = {"folder": str(folder), "tier": r0["tier"]["name"],
                   "data": r0.get("data", {}).get("label", "?"),
-                  "hardware": env.get("gpu") or f"{env.get('cpu_count', '?')}-core "
-                                                 f"{env.get('cpu', '?')} CPU, no GPU",
+                  "hardware": hardware(env),
                   "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "
                                 f"{r0['autoattack']['n']} test images",
                   "files": len(every)}

@@ -188,7 +188,6 @@ def test_finetune_leaves_the_model_unchanged_and_is_seeded(small_split):
     assert any(not torch.equal(v, before[k]) for k, v in a.state_dict().items())
 
 
-
 def test_fit_trains_on_the_tiers_threads_and_restores_the_callers():
     x, y = _points(128, seed=0)
     tier = get_tier("ci", model="mlp", width=8, depth=1, num_classes=2, epochs=2,
