@@ -1,12 +1,13 @@
-"""The three run sizes of the course, chosen in one place.
+"""The run sizes of the course, chosen in one place.
 
 ``ci``  : the whole course in minutes on 2 CPU cores (numbers are smoke, not science).
 ``cpu`` : a laptop, well under an hour per notebook; the shipped checkpoints.
 ``gpu`` : the paper's scale (PreAct ResNet-18, full CIFAR-10, eps 8/255, PGD-10).
 ``small``: the CIFAR-10 budget search's pick (results/README.md): a 6-conv CNN on 1,000
-          images at eps 2/255 for 60 epochs, bf16 on CPU, about 25-40 min a run on 2 cores.
-          AT's margins spread wide there and GAIRAT's collapse, with GAIRAT's AutoAttack
-          gap; AT's margins have one peak, not two.
+          images at eps 2/255 for 60 epochs, bf16 on CPU (a run took 28-44 min wall in the
+          search, on one thread of a 2-core CPU beside another run). AT's margins spread
+          wide there and GAIRAT's collapse, with GAIRAT's AutoAttack gap; AT's margins have
+          one peak, not two.
 ``toy`` : the 2-D toy world (sovr_tutorial.toy).
 
 Pick one with ``get_tier("cpu")`` or the environment variable ``SOVR_TUTORIAL_TIER``.
