@@ -174,6 +174,13 @@ def _run_config(run: Run, tier, seed, n_train) -> dict:
             "tier": dataclasses.asdict(tier), "options": run.options()}
 
 
+def _settings(config: dict) -> dict:
+    # a tier's name is a label: the search's run of tier small's fields (named "cpu" with
+    # overrides) is the same training, so tier small may resume or adopt its checkpoint
+    tier = {k: v for k, v in config.get("tier", {}).items() if k != "name"}
+    return {**config, "tier": tier}
+
+
 def distributed_context() -> tuple[int, int]:
     """(rank, world size): (0, 1) unless torchrun started us and a process group is up."""
     import torch.distributed as dist
@@ -262,10 +269,10 @@ def _fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, 
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         ckpt = load_checkpoint(checkpoint_path, model, opt, sched, restore_rng=True,
                                map_location=device)
-        if ckpt["config"] != config:
+        if _settings(ckpt["config"]) != _settings(config):
             raise CheckpointError(
                 f"{checkpoint_path} belongs to another run ({ckpt['config'].get('method')}, "
-                f"seed {ckpt['config'].get('seed')}): resume needs the same method, tier, seed, "
+                f"seed {ckpt['config'].get('seed')}): resume needs the same method, tier settings, seed, "
                 "options and data size; pass resume=False or another checkpoint_path")
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     rank, world = distributed_context()

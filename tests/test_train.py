@@ -121,6 +121,20 @@ def test_resume_refuses_a_checkpoint_of_another_run(small_split, tmp_path):
               checkpoint_path=tmp_path / "c.pt")
 
 
+def test_resume_compares_settings_not_the_tiers_name(small_split, tmp_path):
+    # tier small was picked from a search run of the same fields under the name "cpu"
+    (x, y), _ = small_split
+    one = TIER.replace(epochs=1)
+    _, hist = train("at", x[:100], y[:100], tier=one, seed=0, progress=False,
+                    checkpoint_path=tmp_path / "c.pt")
+    again, hist2 = train("at", x[:100], y[:100], tier=one.replace(name="renamed"), seed=0,
+                         progress=False, checkpoint_path=tmp_path / "c.pt")
+    assert hist2 == hist  # finished: resumed at its last epoch, nothing trained again
+    with pytest.raises(ValueError, match="another run"):
+        train("at", x[:100], y[:100], tier=one.replace(name="renamed", lr=0.5), seed=0,
+              progress=False, checkpoint_path=tmp_path / "c.pt")
+
+
 def test_trained_model_loads_the_shipped_checkpoint():
     model, hist = trained_model("at", retrain=False)
     assert not model.training and model.arch == "small_cnn-w16-c10"
