@@ -272,8 +272,9 @@ def _fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, 
         if _settings(ckpt["config"]) != _settings(config):
             raise CheckpointError(
                 f"{checkpoint_path} belongs to another run ({ckpt['config'].get('method')}, "
-                f"seed {ckpt['config'].get('seed')}): resume needs the same method, tier settings, seed, "
-                "options and data size; pass resume=False or another checkpoint_path")
+                f"seed {ckpt['config'].get('seed')}): resume needs the same method, tier "
+                "settings, seed, options and data size; pass resume=False or another "
+                "checkpoint_path")
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     rank, world = distributed_context()
     step_model = model
