@@ -1,11 +1,11 @@
-"""The course's three scales side by side: the toy world, the ``cpu`` tier, the CIFAR-10 search.
+"""The course's three scales side by side: the toy world, the ``cpu`` tier, the ``small`` tier.
 
 Notebooks 03-06 read the committed result files of each scale through this module:
 
 * ``toy``: ``results/toy`` (``python -m sovr_tutorial.toy``, five seeds per method);
 * ``cpu``: ``results/cpu`` (the experiment runner at the ``cpu`` tier);
-* ``search``: the configuration of the CIFAR-10 budget search with the most methods run
-  (:func:`search_folder`); whatever files exist when a notebook runs.
+* ``small``: ``results/small``, the CIFAR-10 budget search's pick as a named tier (a 6-conv
+  CNN on 1,000 images, eps 2/255, 60 epochs); whatever seeds exist when a notebook runs.
 
 ``scale_margins`` gathers the adversarial training margins per scale and method,
 ``plot_scale_margins`` draws them, ``scale_summary`` tabulates them and ``scale_verdicts``
@@ -21,7 +21,6 @@ from matplotlib.figure import Figure
 
 from .results import is_collapsed, load_results, run_of
 from .runs import Run
-from .search import search_rows
 from .toy_verdicts import load_toy_runs, toy_claim_verdicts
 from .verdicts import _hist_values, claim_verdicts, n_peaks
 
@@ -35,20 +34,7 @@ def scale_folders(root=RESULTS_ROOT) -> dict:
     root = Path(root)
     return {"toy": root / "toy" if (root / "toy").is_dir() else None,
             "cpu": root / "cpu" if (root / "cpu").is_dir() else None,
-            "search": search_folder(root) if root.is_dir() else None}
-
-
-def search_folder(root) -> Path | None:
-    """The CIFAR-10 search configuration under ``root`` with the most methods run (then the
-    most result files): a folder the runner wrote for tier overrides, not a named tier's;
-    None when the search has no finished run yet."""
-    methods, files = {}, {}
-    for row in search_rows(root):
-        methods.setdefault(row["folder"], set()).add(row["run"])
-        files[row["folder"]] = files.get(row["folder"], 0) + 1
-    if not methods:
-        return None
-    return Path(root) / max(sorted(methods), key=lambda f: (len(methods[f]), files[f]))
+            "small": root / "small" if any((root / "small").glob("*.json")) else None}
 
 
 def _cell(verdict: str) -> str:
@@ -108,7 +94,7 @@ def _title(scale: str, runs: dict, folder) -> str:
         return f"{scale}: not run yet"
     t = next(iter(runs.values()))[0]["tier"]
     what = f"{t['model']} w{t['width']}, {t['n_train']} images, {t['epochs']} ep, eps {t['eps'] * 255:g}/255"
-    return f"{scale} ({what})" if scale == "cpu" else f"search: {what}"
+    return f"{scale} tier ({what})"
 
 
 def plot_scale_margins(root=RESULTS_ROOT, slugs=SHOWN):
@@ -169,10 +155,9 @@ def scale_summary(root=RESULTS_ROOT, slugs=SHOWN) -> str:
 
 def scale_verdicts(root=RESULTS_ROOT, sovr: str | None = None, claims=(1, 2, 3, 4)) -> str:
     """The verdict per claim (of ``claims``) per scale as one markdown table (columns toy,
-    cpu, search)."""
+    cpu, small)."""
     folders = scale_folders(root)
-    out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None,
-           "cpu": claim_verdicts(folders["cpu"], sovr) if folders["cpu"] else None}
-    name = f"search (`{folders['search'].name}`)" if folders["search"] else "search"
-    out[name] = claim_verdicts(folders["search"], sovr) if folders["search"] else None
+    out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None}
+    for scale in ("cpu", "small"):
+        out[scale] = claim_verdicts(folders[scale], sovr) if folders[scale] else None
     return verdicts_by_scale(out, claims)

@@ -54,19 +54,33 @@ def test_summary_reads_each_scale_and_says_what_is_not_run_yet(tmp_path):
     assert rows["toy", "AT"][3:5] == ["1", "2"]          # one seed, two peaks
     assert rows["toy", "GAIRAT"][3:5] == ["1", "1"]
     assert rows["cpu", "GAIRAT"][3] == "not run yet"
-    assert rows["search", "not run yet"][1] == "-"
+    assert rows["small", "not run yet"][1] == "-"
 
 
 def test_verdicts_per_scale_and_the_figure_cope_with_missing_scales(tmp_path):
     root = _root(tmp_path)
     table = scales.scale_verdicts(root)
-    assert table.splitlines()[0] == "| claim | toy | cpu | search |"
+    assert table.splitlines()[0] == "| claim | toy | cpu | small |"
     assert all(line.endswith("| not run yet |") for line in table.splitlines()[2:])
     fig = scales.plot_scale_margins(root)
     assert [ax.texts[0].get_text() for ax in fig.axes if ax.texts] == ["no result files yet"]
-    assert len(fig.axes[0].patches) > 0 and fig.axes[2].get_title() == "search: not run yet"
+    assert len(fig.axes[0].patches) > 0 and fig.axes[2].get_title() == "small: not run yet"
 
 
 def test_verdicts_per_scale_can_show_one_claim(tmp_path):
     table = scales.scale_verdicts(_root(tmp_path), claims=(1,))
     assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| 1"]
+
+
+def test_the_small_tier_is_read_once_it_has_result_files(tmp_path):
+    root = _root(tmp_path)
+    (root / "small").mkdir()
+    assert scales.scale_folders(root)["small"] is None     # an empty folder is not a scale yet
+    run = _cpu("gairat", 1, np.random.default_rng(1).normal(0.2, 0.1, 500))
+    run["tier"].update(name="small", model="cnn", width=32, n_train=1000, epochs=60, eps=2 / 255)
+    (root / "small" / "gairat-s1.json").write_text(json.dumps(run))
+    rows = [line for line in scales.scale_summary(root).splitlines() if line.startswith("| small")]
+    assert any("| GAIRAT | 1 | 1 |" in line for line in rows)
+    assert any("| AT | not run yet |" in line for line in rows)
+    title = scales.plot_scale_margins(root).axes[2].get_title()
+    assert title == "small tier (cnn w32, 1000 images, 60 ep, eps 2/255)"

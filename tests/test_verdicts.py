@@ -258,9 +258,9 @@ def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):
 def test_verdicts_by_scale_says_not_run_yet(tmp_path):
     at_only = v.claim_verdicts(_write(tmp_path, _result("at", 0, _bits(5, 20))))
     table = scales.verdicts_by_scale({"toy": toy_verdicts.toy_claim_verdicts(tmp_path / "none"),
-                                 "cpu": at_only, "search": None})
+                                 "cpu": at_only, "small": None})
     rows = table.strip().splitlines()
-    assert rows[0] == "| claim | toy | cpu | search |" and len(rows) == 6
+    assert rows[0] == "| claim | toy | cpu | small |" and len(rows) == 6
     claim4 = rows[5].split(" | ")
     assert claim4[2].startswith("vs GAIRAT: not run yet (sovr-r0.4, gairat); vs MART")
     assert claim4[3] == "not run yet |"
