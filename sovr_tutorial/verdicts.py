@@ -14,13 +14,15 @@ Two comparisons a reviewer accepts, both for two runs evaluated on the *same* te
 
     python -m sovr_tutorial.verdicts results/cpu --write results/README.md README.md
 
-which replaces the text between the markers ``<!-- verdicts:begin -->`` and
-``<!-- verdicts:end -->`` of each file.
+which replaces the text between the markers ``<!-- verdicts cpu:begin -->`` and
+``<!-- verdicts cpu:end -->`` of each file (the folder's name: one file can hold the verdicts
+of several tiers, e.g. ``results/small`` between ``<!-- verdicts small:begin -->`` and its end).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +36,6 @@ from .stats import mcnemar, mcnemar_p, paired_summary
 
 #: two-sided significance level of every verdict
 ALPHA = 0.05
-BEGIN, END = "<!-- verdicts:begin -->", "<!-- verdicts:end -->"
 IMPORTANCE_AWARE = ("gairat", "mart")
 
 
@@ -340,9 +341,16 @@ def verdicts_markdown(result: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_block(path, block: str) -> bool:
-    """Replace the text between the verdict markers of ``path``; True if it changed."""
-    return write_between(path, BEGIN, END, block)
+def markers(folder) -> tuple[str, str]:
+    """The (begin, end) markers of the verdict block of a results folder, by its name."""
+    name = Path(folder).name
+    return f"<!-- verdicts {name}:begin -->", f"<!-- verdicts {name}:end -->"
+
+
+def write_block(path, block: str, folder="results/cpu") -> bool:
+    """Replace the text between the verdict markers of ``folder`` in ``path``; True if it
+    changed."""
+    return write_between(path, *markers(folder), block)
 
 
 def main(argv=None) -> int:
@@ -357,7 +365,7 @@ def main(argv=None) -> int:
     if not args.write:
         print(block, end="")
     for f in args.write:
-        print(f"{f}: {'updated' if write_block(f, block) else 'unchanged'}")
+        print(f"{f}: {'updated' if write_block(f, block, args.folder) else 'unchanged'}")
     return 0
 
 

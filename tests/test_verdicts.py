@@ -191,9 +191,11 @@ def test_collapsed_runs_are_left_out_and_named(tmp_path):
 
 def test_write_block_replaces_only_the_text_between_the_markers(tmp_path):
     f = tmp_path / "README.md"
-    f.write_text(f"intro\n{v.BEGIN}\nold verdicts\n{v.END}\noutro\n")
+    begin, end = v.markers("results/cpu")
+    small = "\n".join(v.markers("results/small"))
+    f.write_text(f"intro\n{begin}\nold verdicts\n{end}\n{small}\noutro\n")
     assert v.write_block(f, "new verdicts\n")
-    assert f.read_text() == f"intro\n{v.BEGIN}\nnew verdicts\n{v.END}\noutro\n"
+    assert f.read_text() == f"intro\n{begin}\nnew verdicts\n{end}\n{small}\noutro\n"
     assert not v.write_block(f, "new verdicts\n")
     g = tmp_path / "other.md"
     g.write_text("no markers")
@@ -206,11 +208,13 @@ def test_the_command_writes_the_same_block_to_every_file(tmp_path):
     results.mkdir()
     _write(results, _result("sovr-r0.4", 0, _bits(10, 20)), _result("gairat", 0, _bits(2, 20)))
     files = [tmp_path / "a.md", tmp_path / "b.md"]
+    begin, end = v.markers(results)
+    assert begin == "<!-- verdicts results:begin -->"
     for f in files:
-        f.write_text(f"{v.BEGIN}\n{v.END}\n")
+        f.write_text(f"{begin}\n{end}\n")
     assert v.main([str(results), "--write", *map(str, files)]) == 0
     block = v.verdicts_markdown(v.claim_verdicts(results))
-    assert files[0].read_text() == files[1].read_text() == f"{v.BEGIN}\n{block}{v.END}\n"
+    assert files[0].read_text() == files[1].read_text() == f"{begin}\n{block}{end}\n"
 
 
 # ----------------------------------------------------------------------------- per scale
