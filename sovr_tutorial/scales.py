@@ -9,7 +9,9 @@ Notebooks 03-06 read the committed result files of each scale through this modul
 
 ``scale_margins`` gathers the adversarial training margins per scale and method,
 ``plot_scale_margins`` draws them, ``scale_summary`` tabulates them and ``scale_verdicts``
-gives the verdict per claim per scale (:func:`verdicts_by_scale`).
+gives the verdict per claim per scale (:func:`verdicts_by_scale`). ``tier_models`` and
+``tier_margins`` load a tier's shipped checkpoints and measure them live (notebooks 03-05
+put the ``small`` tier's models beside the ``cpu`` tier's).
 """
 from __future__ import annotations
 
@@ -17,10 +19,17 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
+from .attacks import pgd
+from .checkpoint import CheckpointError
+from .margins import collect_margins
 from .results import is_collapsed, load_results, run_of
-from .runs import Run
+from .runs import Run, as_run
+from .sampling import load_data
+from .tiers import get_tier
+from .train import trained_model
 from .toy_verdicts import load_toy_runs, toy_claim_verdicts
 from .verdicts import _hist_values, claim_verdicts, n_peaks
 
@@ -35,6 +44,45 @@ def scale_folders(root=RESULTS_ROOT) -> dict:
     return {"toy": root / "toy" if (root / "toy").is_dir() else None,
             "cpu": root / "cpu" if (root / "cpu").is_dir() else None,
             "small": root / "small" if any((root / "small").glob("*.json")) else None}
+
+
+def tier_models(tier_name: str, methods=SHOWN, seed: int = 0, data_path=None, device=None):
+    """A tier's shipped models with the data they were trained on.
+
+    Returns (tier, data, data_info, models, missing): ``data`` and ``data_info`` as from
+    :func:`load_data` for the tier (its training images are the checkpoints' training set);
+    ``models`` {slug: model in eval mode} for each of ``methods`` whose checkpoint
+    ``data/checkpoints/<tier>-<slug>-s<seed>.pt`` ships (sha256-checked); ``missing`` the
+    slugs without one (a seed not trained yet)."""
+    tier = get_tier(tier_name)
+    data, data_info = load_data(tier, data_path)
+    models, missing = {}, []
+    for slug in methods:
+        try:
+            models[slug] = trained_model(slug, retrain=False, shipped_tier=tier.name, seed=seed,
+                                         device=device)[0]
+        except CheckpointError:
+            missing.append(slug)
+    return tier, data, data_info, models, missing
+
+
+def tier_margins(models: dict, data, tier, n: int, seed: int = 0) -> dict:
+    """{slug: {"train": stats, "test": stats}}: :func:`collect_margins` of the first ``n``
+    training and test images of ``data`` at the points of the tier's *training* attack
+    (PGD-``train_steps`` at the tier's eps and step size), the margins SOVR switches on."""
+    (x_tr, y_tr), _, (x_te, y_te) = data
+    sets = {"train": (x_tr[:n].float().div(255), y_tr[:n]),
+            "test": (x_te[:n].float().div(255), y_te[:n])}
+
+    def attack(model, xb, yb):
+        return pgd(model, xb, yb, tier.eps, tier.alpha, tier.train_steps)
+
+    out = {}
+    for slug, model in models.items():
+        torch.manual_seed(seed)
+        out[as_run(slug).slug] = {split: collect_margins(model, x, y, attack=attack, progress=False)
+                                  for split, (x, y) in sets.items()}
+    return out
 
 
 def _cell(verdict: str) -> str:
