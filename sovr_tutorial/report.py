@@ -23,8 +23,9 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
     """Grouped bars per run: clean, PGD and AutoAttack accuracy (mean ± std over seeds).
 
     results: result dicts as written by ``sovr_tutorial.experiments`` (fields clean_acc,
-    pgd<steps>_ce_acc, pgd_acc_on_aa_subset, autoattack{robust, label, n}). The number
-    above each group is the gap PGD - AA, measured on the images AutoAttack attacked.
+    pgd<steps>_ce_acc, pgd_acc_on_aa_subset, autoattack{robust, label, n}). Clean accuracy is
+    on all test images; PGD and AA on the images AutoAttack attacked (the first n), so the
+    two bars and the gap above them (PGD - AA) compare the same images.
     ``note`` goes under the figure (e.g. ``collapsed_note(...)``).
     """
     if not results:
@@ -42,7 +43,7 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
     ax = fig.subplots()
     x = np.arange(len(labels))
     w = 0.26
-    series = (("clean", "clean", "#c7c7c7"), ("pgd", name + " (CE)", "#1f77b4"),
+    series = (("clean", "clean", "#c7c7c7"), ("pgd_sub", name + " (CE)", "#1f77b4"),
               ("aa", f"AutoAttack [{aa0.get('version', '?')}]", "#d62728"))
     for j, (key, series_name, color) in enumerate(series):
         means = [100 * r[key][0] for r in rows]
@@ -54,20 +55,22 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
                         yerr=[100 * rows[i][key][1] for i in multi], fmt="none",
                         ecolor="black", capsize=3, lw=1)
     for i, r in enumerate(rows):
-        top = 100 * max(r["clean"][0], r["pgd"][0], r["aa"][0])
+        top = 100 * max(r["clean"][0], r["pgd_sub"][0], r["aa"][0])
         gap = 100 * r["gap"][0]
         ax.annotate(f"gap {gap:+.1f}", (x[i] + 0.5 * w, top + 2), ha="center", fontsize=9,
                     color="#d62728" if gap > 0 else "black")
     ax.set_xticks(x, [f"{lab}\n{len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''}"
                       for lab, r in zip(labels, rows)])
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, min(100, 100 * max(max(r["clean"][0], r["pgd"][0]) for r in rows) + 15))
+    ax.set_ylim(0, min(100, 100 * max(max(r["clean"][0], r["pgd_sub"][0]) for r in rows) + 15))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     n_aa = aa0.get("n", "?")
     ax.set_title(title or f"PGD vs AutoAttack\n{setting_line(results)}", fontsize=10)
-    fig.supxlabel(f"AA = {aa_label}, on {n_aa} test images; gap = PGD - AA on those "
-                  "images (points); bars: mean over seeds, error bars: std over seeds"
+    n_test = results[0].get("tier", {}).get("n_test", "the")
+    fig.supxlabel(f"clean: all {n_test} test images; {name} and AA = {aa_label}: "
+                  f"the first {n_aa} of them;\ngap = PGD - AA on those images (points); "
+                  "bars: mean over seeds, error bars: std over seeds"
                   + (f"\n{note}" if note else ""), fontsize=8, color="dimgray")
     return fig
 

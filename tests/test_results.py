@@ -180,6 +180,10 @@ def test_plot_pgd_vs_aa_bars_and_gap(results_dir):
     assert legend == ["clean", "PGD-20 (CE)", "AutoAttack [custom]"]
     assert [t.get_text() for t in ax.texts] == ["gap +6.0", "gap +17.0", "gap +4.0"]
     assert "custom (APGD-CE + APGD-T)" in fig.get_supxlabel()
+    # PGD's bar is on AutoAttack's images, as the gap is: bar heights differ by the gap
+    pgd_bars, aa_bars = ax.patches[3:6], ax.patches[6:9]
+    gaps = [float(t.get_text().split()[1]) for t in ax.texts]
+    assert [round(p.get_height() - a.get_height(), 1) for p, a in zip(pgd_bars, aa_bars)] == gaps
     with pytest.raises(ValueError, match="empty"):
         report.plot_pgd_vs_aa([])
 
