@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from .attacks import pgd
 from .checkpoint import CheckpointError
 from .margins import collect_margins
+from .plots import method_color
 from .results import is_collapsed, load_results, run_of
 from .runs import Run, as_run
 from .sampling import load_data
@@ -35,7 +36,6 @@ from .verdicts import _hist_values, claim_verdicts, n_peaks
 
 RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"
 SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
-_COLORS = {"at": "tab:blue", "gairat": "tab:red", "mart": "tab:purple", "sovr-r0.4": "tab:orange"}
 
 
 def scale_folders(root=RESULTS_ROOT) -> dict:
@@ -168,7 +168,7 @@ def plot_scale_margins(root=RESULTS_ROOT, slugs=SHOWN):
                 else np.linspace(np.floor(lo), np.ceil(hi), 50))
         for s, v in pooled.items():
             ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.6,
-                    color=_COLORS.get(s, "0.3"), label=f"{Run.parse(s).label} ({len(runs[s])} seeds)")
+                    color=method_color(s), label=f"{Run.parse(s).label} ({len(runs[s])} seeds)")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("density")
     fig.suptitle("The same methods at three scales: adversarial (PGD) margins of the training "
