@@ -234,7 +234,7 @@ def plot_margin_histograms(margins: dict, bins: int = 60, range=None,  # noqa: A
         axes = [fig.subplots()]
     else:
         k = len(hists)
-        cols = min(k, 3)
+        cols = k if k <= 4 else 3   # four panels in a row, not three and a lonely fourth
         rows = math.ceil(k / cols)
         fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
         axes = list(np.ravel(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)))
