@@ -23,7 +23,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .attacks import pgd
-from .checkpoint import CheckpointError
+from .checkpoint import SHIPPED_DIR
 from .margins import collect_margins
 from .plots import method_color
 from .results import is_collapsed, load_results, run_of
@@ -53,16 +53,17 @@ def tier_models(tier_name: str, methods=SHOWN, seed: int = 0, data_path=None, de
     :func:`load_data` for the tier (its training images are the checkpoints' training set);
     ``models`` {slug: model in eval mode} for each of ``methods`` whose checkpoint
     ``data/checkpoints/<tier>-<slug>-s<seed>.pt`` ships (sha256-checked); ``missing`` the
-    slugs without one (a seed not trained yet)."""
+    slugs without one (a seed not trained yet). A checkpoint that is there but fails its
+    sha256 or does not load raises :class:`CheckpointError`: a broken file is not a missing one."""
     tier = get_tier(tier_name)
     data, data_info = load_data(tier, data_path)
     models, missing = {}, []
     for slug in methods:
-        try:
-            models[slug] = trained_model(slug, retrain=False, shipped_tier=tier.name, seed=seed,
-                                         device=device)[0]
-        except CheckpointError:
+        if not (SHIPPED_DIR / f"{tier.name}-{as_run(slug).name(seed)}.pt").is_file():
             missing.append(slug)
+            continue
+        models[slug] = trained_model(slug, retrain=False, shipped_tier=tier.name, seed=seed,
+                                     device=device)[0]
     return tier, data, data_info, models, missing
 
 

@@ -40,3 +40,24 @@ def test_shipped_checkpoints_reproduce_their_result_files(tier_name, data_dir):
             if "per_image" in r:   # files before per-image bits have the accuracy only
                 bits = r["per_image"]["clean"]
                 assert "".join("1" if ok else "0" for ok in right[: len(bits)].tolist()) == bits
+
+
+def test_a_seed_without_checkpoints_is_missing_but_a_broken_checkpoint_raises(
+        data_dir, tmp_path, monkeypatch):
+    from sovr_tutorial import checkpoint
+    from sovr_tutorial.checkpoint import CheckpointError
+
+    *_, models, missing = scales.tier_models("small", methods=("at", "gairat"), seed=99,
+                                             device="cpu")
+    assert (models, missing) == ({}, ["at", "gairat"])
+
+    # the same file with one byte changed: there, but not the file SHA256SUMS lists
+    broken = tmp_path / "small-at-s0.pt"
+    raw = bytearray((SHIPPED_DIR / broken.name).read_bytes())
+    raw[-1] ^= 0xFF
+    broken.write_bytes(bytes(raw))
+    (tmp_path / "SHA256SUMS").write_text((SHIPPED_DIR / "SHA256SUMS").read_text())
+    monkeypatch.setattr(scales, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="sha256"):
+        scales.tier_models("small", methods=("at",), seed=0, device="cpu")
