@@ -120,6 +120,12 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, *, sha256:
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
+def shipped_path(run: str, tier: str = "cpu", folder=None) -> Path:
+    """Where the course ships the checkpoint of ``run`` (e.g. ``"at-s0"``) at ``tier``:
+    ``<folder or data/checkpoints>/<tier>-<run>.pt``, whether it exists or not."""
+    return Path(folder or SHIPPED_DIR) / f"{tier}-{run}.pt"
+
+
 def shipped_sha256(path) -> str:
     """The sha256 listed for a shipped checkpoint in SHA256SUMS beside it."""
     path = Path(path)
@@ -141,7 +147,7 @@ def load_shipped(run: str, tier: str = "cpu", folder=None):
     """
     from .models import build_model
 
-    path = Path(folder or SHIPPED_DIR) / f"{tier}-{run}.pt"
+    path = shipped_path(run, tier, folder)
     if not path.is_file():
         raise CheckpointError(
             f"no shipped checkpoint {path}: run the notebook with RETRAIN=True, or make it "

@@ -26,7 +26,7 @@ import torch
 from . import __version__
 from .attacks import attack_dataset
 from .autoattack import autoattack_eval
-from .checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint, shipped_path
 from .checks import check_number
 from .devices import pick_device
 from .evaluate import predictions
@@ -168,7 +168,7 @@ def run_one(run: Run, seed, tier, data, info, out_dir: Path, run_dir: Path, devi
               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "command": command}
     if ship_dir is not None:
-        result["checkpoint"] = ship_checkpoint(model, ship_dir / f"{tier.name}-{name}.pt",
+        result["checkpoint"] = ship_checkpoint(model, shipped_path(name, tier.name, ship_dir),
                                                result)
     atomic_write_text(result_path, json.dumps(result, indent=1))
     return result

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from .checkpoint import SHIPPED_DIR, CheckpointError, load_checkpoint, shipped_sha256
+from .checkpoint import CheckpointError, load_checkpoint, shipped_path, shipped_sha256
 from .runs import as_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def shipped_data_label(run, *, tier: str = "cpu", seed: int = 0):
     (``results/<tier>/<run>.json``, written by the same ``--ship`` run) does.
     """
     name = as_run(run).name(seed)
-    path = SHIPPED_DIR / f"{tier}-{name}.pt"
+    path = shipped_path(name, tier)
     try:
         digest = shipped_sha256(path)
     except CheckpointError:

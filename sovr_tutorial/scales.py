@@ -23,7 +23,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .attacks import pgd
-from .checkpoint import SHIPPED_DIR
+from .checkpoint import shipped_path
 from .margins import collect_margins
 from .plots import method_color
 from .results import is_collapsed, load_results, run_of
@@ -59,7 +59,7 @@ def tier_models(tier_name: str, methods=SHOWN, seed: int = 0, data_path=None, de
     data, data_info = load_data(tier, data_path)
     models, missing = {}, []
     for slug in methods:
-        if not (SHIPPED_DIR / f"{tier.name}-{as_run(slug).name(seed)}.pt").is_file():
+        if not shipped_path(as_run(slug).name(seed), tier.name).is_file():
             missing.append(slug)
             continue
         models[slug] = trained_model(slug, retrain=False, shipped_tier=tier.name, seed=seed,

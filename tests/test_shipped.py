@@ -57,7 +57,6 @@ def test_a_seed_without_checkpoints_is_missing_but_a_broken_checkpoint_raises(
     raw[-1] ^= 0xFF
     broken.write_bytes(bytes(raw))
     (tmp_path / "SHA256SUMS").write_text((SHIPPED_DIR / "SHA256SUMS").read_text())
-    monkeypatch.setattr(scales, "SHIPPED_DIR", tmp_path)
     monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
         scales.tier_models("small", methods=("at",), seed=0, device="cpu")
