@@ -12,7 +12,18 @@ page reachable from the top-level ``index.html``. Each page must
 * have every ``<img>`` decoded (``naturalWidth > 0``);
 * have every internal link resolve: HTTP 200, and the ``#anchor`` present in the target;
 * show no error output (a rendered traceback, an error or stderr traceback block, a
-  MathJax error).
+  MathJax error);
+* show no markdown table as raw text (a ``| --- |`` row outside code: myst-nb renders a
+  ``display(Markdown(...))`` output as CommonMark, which has no tables, unless
+  ``nb_render_markdown_format`` says otherwise);
+* show a picture for every widget: each widget output of the notebook (not a progress bar,
+  listed by ``docs/build.py``'s ``widget_outputs``) has its ``.widget-picture`` with a decoded
+  image, and nothing on the page stands for a widget without one.
+
+Every page is opened as on a first visit (its ``localStorage`` emptied before its scripts
+run), so an error a theme logs only when it has nothing stored is seen on every page. The
+same crawl is made over ``file://`` (README tells readers to open ``index.html`` directly),
+with the same checks except the links' HTTP status.
 
 It also checks that every notebook in ``notebooks/`` and the results report are pages of
 the site, linked from the landing page's navigation. A full-page screenshot of each page
@@ -24,6 +35,7 @@ is a missing Sphinx / myst-nb.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -51,6 +63,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "site"
 BUILD_TIMEOUT = float(os.environ.get("SOVR_SITE_BUILD_TIMEOUT", "900"))
+# a separator row of a pipe table left as text: | --- | or |:---:|, or | — | once Sphinx's
+# smartquotes have turned the dashes of a paragraph into an em dash
+RAW_TABLE = r"\|\s*:?(?:-{3,}|[\u2013\u2014][-\u2013\u2014]*):?\s*\|"
 ERROR_SELECTOR = (".output.traceback, .output.error, .cell_output .traceback, "
                   "mjx-merror, .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
 
@@ -111,6 +126,58 @@ def test_error_outputs_fail_the_build(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / "html").exists()
 
 
+def _widget_notebook() -> dict:
+    """A notebook with an explorer (slider, label, picture) and a tqdm bar, as saved."""
+    png = base64.b64encode(b"\x89PNG fake").decode()
+
+    def model(name, **state):
+        return {"model_name": name, "state": state}
+
+    state = {
+        "box": model("VBoxModel", _dom_classes=["my-explorer"],
+                     children=["IPY_MODEL_slider", "IPY_MODEL_label", "IPY_MODEL_img"]),
+        "slider": model("IntSliderModel", description="eps (/255)", value=8),
+        "label": model("HTMLModel", value="eps = 8/255: <b>accuracy</b> 1.6%"),
+        "img": {**model("ImageModel", format="png"),
+                "buffers": [{"path": ["value"], "encoding": "base64", "data": png}]},
+        "bar": model("HBoxModel", children=["IPY_MODEL_progress"]),
+        "progress": model("FloatProgressModel", value=3),
+    }
+    nb = _notebook([{"output_type": "display_data", "metadata": {},
+                     "data": {site_build.WIDGET_VIEW: {"model_id": mid}, "text/plain": "VBox()"}}
+                    for mid in ("bar", "box")])
+    nb["metadata"]["widgets"] = {site_build.WIDGET_STATE: {"state": state}}
+    return nb
+
+
+def test_build_checks_tables_and_widget_pictures(tmp_path):
+    """docs/build.py's own checks, without a browser: a markdown table left as a paragraph
+    (its dashes made an em dash by smartquotes) is found, code and real tables are not; a
+    notebook's widgets are listed with their saved picture and setting (progress bars are
+    not), and a page without a widget's picture fails."""
+    page = ("<p>| a | b |\n| \u2014 | \u2014 |\n| 1 | 2 |</p><pre>| --- | --- |</pre>"
+            "<table><tr><td>---</td></tr></table><p>a | b, and -- or --- |</p>")
+    assert site_build.raw_tables(page) == ["| a | b |"]
+
+    nb_path = tmp_path / "notebooks" / "x.ipynb"
+    nb_path.parent.mkdir()
+    nb_path.write_text(json.dumps(_widget_notebook()))
+    (w,) = site_build.widget_outputs(nb_path)
+    assert (w["cell"], w["kind"], w["picture"]) == (0, "my-explorer", b"\x89PNG fake")
+    assert w["setting"] == "eps (/255) = 8" and w["text"] == ["eps = 8/255: accuracy 1.6%"]
+
+    html = tmp_path / "html"
+    (html / "notebooks").mkdir(parents=True)
+    (html / "notebooks" / "x.html").write_text('<div class="widget-note"><p>a note</p></div>')
+    assert len(site_build.missing_widget_pictures(html, root=tmp_path)) == 1
+    (html / "_images").mkdir()
+    (html / "_images" / "x.png").write_bytes(b"png")
+    (html / "notebooks" / "x.html").write_text(
+        '<div class="widget-picture widget-cell-0 docutils container">\n'
+        '<img alt="a" src="../_images/x.png" />\n</div>')
+    assert site_build.missing_widget_pictures(html, root=tmp_path) == []
+
+
 def test_committed_notebooks_have_no_error_outputs():
     assert not site_build.check_notebooks(), site_build.check_notebooks()
 
@@ -124,7 +191,9 @@ def test_every_results_figure_is_on_the_site(site_html):
 
 
 def test_built_pages_need_no_network(site_html):
-    """docs/build.py's own check, run on the site under test too (it may come prebuilt)."""
+    """docs/build.py's own check, run on the site under test too (it may come prebuilt): no
+    remote resource, no rendered traceback, no markdown table as text, no widget without its
+    picture."""
     assert not site_build.check_html(site_html), site_build.check_html(site_html)
 
 
@@ -178,7 +247,11 @@ def browser_page(site_url, tmp_path_factory):
     if missing:
         _skip_or_fail("; ".join(missing))
     with chromium_context(tmp_path_factory, width=1280, height=900) as context:
-        yield context.new_page()
+        page = context.new_page()
+        # every page a first visit: what the theme stored on one page must not hide an error
+        # another page would log in a browser that keeps file:// pages apart
+        page.add_init_script("try { localStorage.clear(); sessionStorage.clear(); } catch (e) {}")
+        yield page
 
 
 class _Ids(HTMLParser):
@@ -235,12 +308,54 @@ _MATHJAX_JS = """async () => {
 }"""
 
 
+_RAW_TABLES_JS = """(pattern) => {
+  const re = new RegExp(pattern);
+  return [...document.querySelectorAll('p, li, dd, dt, td, th, blockquote, h1, h2, h3, h4')]
+    .filter(el => !el.closest('pre, code, script, style') && re.test(el.textContent))
+    .filter(el => ![...el.children].some(c => re.test(c.textContent) && c.matches('p, li')))
+    .map(el => el.textContent.trim().split('\\n')[0].slice(0, 120));
+}"""
+
+# what stands for a widget on a page: the build's picture or note, or a widget view left as it was
+_WIDGETS_JS = """() => [...document.querySelectorAll(
+    '.widget-picture, .widget-note, .jupyter-widgets, ' +
+    'script[type="application/vnd.jupyter.widget-view+json"]')]
+  .filter(el => !el.parentElement.closest('.widget-picture, .widget-note, .jupyter-widgets'))
+  .map(el => ({classes: el.className || el.tagName.toLowerCase(),
+               pictures: [...el.querySelectorAll('img')].filter(i => i.naturalWidth > 0).length,
+               text: el.textContent.trim().slice(0, 100)}))"""
+
+
+def _notebook_widgets(url: str, base: str) -> list[dict]:
+    """The widget outputs of the notebook a page renders (none for other pages)."""
+    rel = urlparse(url).path[len(urlparse(base).path):]
+    if not re.fullmatch(r"notebooks/[^/]+\.html", rel):
+        return []
+    source = ROOT / "notebooks" / (Path(rel).stem + ".ipynb")
+    return site_build.widget_outputs(source) if source.is_file() else []
+
+
+def _widget_problems(page, url: str, base: str) -> list[str]:
+    problems = []
+    for w in page.evaluate(_WIDGETS_JS):
+        if not w["pictures"]:
+            problems.append(f"widget output without its picture ({w['classes']}): {w['text']!r}")
+    for w in _notebook_widgets(url, base):
+        shown = page.locator(f".widget-picture.widget-cell-{w['cell']} img").evaluate_all(
+            "imgs => imgs.filter(i => i.naturalWidth > 0).length")
+        if not shown:
+            problems.append(f"cell {w['cell']} ({w['cell_id']}): the widget {w['kind']} has no "
+                            f"picture on the page")
+    return problems
+
+
 def _shot_name(url: str, base: str) -> str:
     rel = urlparse(url).path[len(urlparse(base).path):] or "index.html"
     return re.sub(r"[^A-Za-z0-9_.-]+", "__", rel.removesuffix(".html")) + ".png"
 
 
-def _visit(page, url: str, base: str) -> tuple[list[str], set[str], list[str]]:
+def _visit(page, url: str, base: str, shots: bool = True
+           ) -> tuple[list[str], set[str], list[str]]:
     """Open one page; return (problems, pages it links to, internal link targets)."""
     problems: list[str] = []
     events: list[str] = []
@@ -268,9 +383,15 @@ def _visit(page, url: str, base: str) -> tuple[list[str], set[str], list[str]]:
         for text in page.locator(".output.stderr").all_inner_texts():
             if "Traceback" in text:
                 problems.append("traceback on stderr: " + text[:300])
+        tables = page.evaluate(_RAW_TABLES_JS, RAW_TABLE)
+        if tables:
+            problems.append(f"{len(tables)} markdown table(s) shown as raw text, e.g. "
+                            f"{tables[0]!r}")
+        problems += _widget_problems(page, url, base)
         hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / _shot_name(page.url, base)), full_page=True)
+        if shots:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / _shot_name(page.url, base)), full_page=True)
         time.sleep(0.2)   # late console messages
     finally:
         for name, fn in handlers.items():
@@ -291,6 +412,47 @@ def _check_link(href: str) -> str | None:
     return None
 
 
+def _crawl(page, landing: str, base: str, shots: bool = True):
+    """Visit every page reachable from ``landing``; return (pages seen, problems by page,
+    internal links). The forwarding page ``index.html`` itself is not crawled: its refresh
+    would race the checks."""
+    queue, seen, report, links = [landing], {base + "index.html"}, {}, set()
+    while queue:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        problems, linked, internal = _visit(page, url, base, shots=shots)
+        report[url] = problems
+        links.update(internal)
+        queue += sorted(linked - seen)
+    return seen, report, links
+
+
+def _summary(report: dict) -> str:
+    """The problems counted by kind, for the log: raw tables, console errors (with their
+    distinct texts), widgets without a picture, everything else."""
+    tables = errors = widgets = stand_ins = other = 0
+    texts: set[str] = set()
+    for problems in report.values():
+        for p in problems:
+            if "markdown table(s) shown as raw text" in p:
+                tables += int(p.split()[0])
+            elif p.startswith(("console error", "uncaught exception")):
+                errors += 1
+                texts.add(re.sub(r" \([^()]*\)$", "", p))
+            elif "has no picture on the page" in p:
+                widgets += 1
+            elif "without its picture" in p:
+                stand_ins += 1
+            else:
+                other += 1
+    return (f"raw tables {tables}, console errors {errors}"
+            + (f" ({'; '.join(sorted(texts))})" if texts else "")
+            + f", notebook widgets without a picture {widgets}, widget stand-ins without an"
+            f" image {stand_ins}, other problems {other}")
+
+
 def test_every_page_in_chromium(browser_page, site_url, site_html):
     page = browser_page
     for stale in ARTIFACTS.glob("*.png"):   # pictures of an earlier run would mislead
@@ -303,17 +465,7 @@ def test_every_page_in_chromium(browser_page, site_url, site_html):
     toc = set(page.evaluate(
         "() => [...document.querySelectorAll('nav.bd-docs-nav a[href]')].map(a => a.href)"))
 
-    # (the forwarding page itself is not crawled: its refresh would race the checks)
-    queue, seen, report, links = [landing], {site_url + "index.html"}, {}, set()
-    while queue:
-        url = queue.pop(0)
-        if url in seen:
-            continue
-        seen.add(url)
-        problems, linked, internal = _visit(page, url, site_url)
-        report[url] = problems
-        links.update(internal)
-        queue += sorted(linked - seen)
+    seen, report, links = _crawl(page, landing, site_url)
     for href in sorted(links):
         problem = _check_link(href)
         if problem:
@@ -333,6 +485,27 @@ def test_every_page_in_chromium(browser_page, site_url, site_html):
                    and u != site_url + "index.html"])
     (ARTIFACTS / "report.json").write_text(json.dumps(report, indent=1))
     _say(f"{len(seen)} pages visited ({n_pages} course pages), {len(links)} internal links "
-         f"checked in {time.monotonic() - start:.1f} s")
+         f"checked in {time.monotonic() - start:.1f} s; {_summary(report)}")
+    bad = {u: p for u, p in report.items() if p}
+    assert not bad, "\n".join(f"{u}:\n  " + "\n  ".join(p) for u, p in bad.items())
+
+
+def test_every_page_over_file_url(browser_page, site_html):
+    """The site opened as files, as README suggests: the top-level index.html forwards to the
+    landing page, and every page reachable from it passes the same checks as over HTTP (no
+    console error, no failed load, every image decoded, no raw table, every widget's
+    picture). Links are checked over HTTP only."""
+    page = browser_page
+    base = Path(site_html).resolve().as_uri() + "/"
+    start = time.monotonic()
+    page.goto(base + "index.html", wait_until="load")
+    page.wait_for_url(re.compile(r".*/docs/index\.html$"), timeout=30_000)
+    seen, report, _ = _crawl(page, page.url, base, shots=False)
+    for rel in [f"notebooks/{p.stem}.html" for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]:
+        assert base + rel in seen, f"{rel} is not reachable from the landing page over file://"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "report-file.json").write_text(json.dumps(report, indent=1))
+    _say(f"file://: {len(seen) - 1} pages visited in {time.monotonic() - start:.1f} s; "
+         f"{_summary(report)}")
     bad = {u: p for u, p in report.items() if p}
     assert not bad, "\n".join(f"{u}:\n  " + "\n  ".join(p) for u, p in bad.items())
