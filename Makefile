@@ -106,5 +106,18 @@ bench: setup
 bench-gpu: setup
 	$(BIN)/python -m benchmarks.gpu
 
+# On a CUDA machine: the paper-scale run of issue 23 (sovr_tutorial/lab/gpu_evidence.py),
+# sized by its own measured step times to end inside GPU_BUDGET seconds, writing at most 8
+# files into GPU_OUT; results/README.md gives the device command that runs this recipe.
+# Needs gpu_pack/ (python -m sovr_tutorial.lab.gpu_pack build); where git is, the pack and
+# the 64 MiB that a device call carries are checked first.
+GPU_PY     ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+GPU_OUT    ?= build/gpu-evidence
+GPU_BUDGET ?= 480
+.PHONY: gpu-evidence
+gpu-evidence:
+	$(if $(wildcard .git),$(GPU_PY) -m sovr_tutorial.lab.gpu_pack check)
+	$(GPU_PY) -m sovr_tutorial.lab.gpu_evidence --pack gpu_pack --out $(GPU_OUT) --budget $(GPU_BUDGET)
+
 clean:
 	rm -rf $(VENV) data/cache
