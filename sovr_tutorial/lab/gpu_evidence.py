@@ -476,14 +476,22 @@ def _summary_entry(result: dict, frames_entry: dict, predicted: dict) -> dict:
 def run_evidence(out, *, preset: Preset, pack=PACK_DIR, device=None, seed: int = 0,
                  budget: float | None = None, started: float | None = None,
                  scratch=None, command: str = "") -> dict:
-    """Measure, size, train and evaluate; returns the summary (also ``out/summary.json``)."""
+    """Measure, size, train and evaluate; returns the summary (also ``out/summary.json``).
+
+    ``scratch``: where AutoAttack keeps its state (default: a temporary folder, removed at
+    the end; nothing there needs to come back).
+    """
+    if scratch is None:
+        with tempfile.TemporaryDirectory(prefix="gpu-evidence-") as tmp:
+            return run_evidence(out, preset=preset, pack=pack, device=device, seed=seed,
+                                budget=budget, started=started, scratch=tmp, command=command)
     started = time.time() if started is None else started
     if budget is not None:
         preset = dataclasses.replace(preset, budget=float(budget))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = _Clock(started, out / "log.txt")
-    scratch = Path(scratch or tempfile.mkdtemp(prefix="gpu-evidence-"))
+    scratch = Path(scratch)
     device = pick_device(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
