@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 import sovr_tutorial as st
-from sovr_tutorial.experiments import environment
+from sovr_tutorial.lab.experiments import environment
 from sovr_tutorial.runs import Run
 from sovr_tutorial.sampling import split_train_heldout
 from sovr_tutorial.train import train_step

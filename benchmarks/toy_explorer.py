@@ -5,7 +5,7 @@
 Trains the AT model the explorer starts from (the toy tier, seed 0), builds the explorer
 without drawing, then times ``--moves`` moves at values it has not seen (a cache miss, as
 when a reader releases the slider at a new value): fine-tuning a copy of AT with SOVR
-(:func:`sovr_tutorial.toy_model.toy_move`), measuring it on the held-out points and drawing the
+(:func:`sovr_tutorial.toy.model.toy_move`), measuring it on the held-out points and drawing the
 PNG the widget shows. Prints each move and the median, in wall-clock and CPU seconds (the
 CPU figure is what a move costs when the machine is shared).
 """
@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from sovr_tutorial import toy_data, toy_model
-from sovr_tutorial.toy_widgets import ToyExplorer
+from sovr_tutorial.toy import world as toy_data, model as toy_model
+from sovr_tutorial.figures.toy_widgets import ToyExplorer
 
 #: (rule, value) of the timed moves, in order; all differ from the explorer's start.
 MOVES = [("ratio", 0.2), ("ratio", 0.8), ("ratio", 1.0), ("threshold", 0.0),

@@ -10,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from .data import (DATA_ENV, SPLITS, DataError, default_data_dir, describe_source,
+from .data import (DATA_ENV, SPLITS, DataError, describe_source,
                    download_cifar10, load_cifar10)
+from .paths import data_dir
 
 
 def data_main(argv=None) -> int:
@@ -27,7 +28,7 @@ def data_main(argv=None) -> int:
     action.add_argument("--check", action="store_true",
                         help="print which data source load_cifar10() would use")
     parser.add_argument("--root", type=Path, default=None,
-                        help=f"where to download the official CIFAR-10 (default: {default_data_dir()})")
+                        help=f"where to download the official CIFAR-10 (default: {data_dir()})")
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -48,8 +49,8 @@ def data_main(argv=None) -> int:
             return 0
         for info in download_cifar10(args.root):
             print(f"{info['label']} {info['split']}: {info['n']} images in {info['path']}")
-        root = default_data_dir() if args.root is None else args.root.expanduser()
-        if args.root is not None and root.resolve() != default_data_dir().resolve():
+        root = data_dir() if args.root is None else args.root.expanduser()
+        if args.root is not None and root.resolve() != data_dir().resolve():
             print(f"To use it, pass path={str(root)!r} to load_cifar10 or set {DATA_ENV}={root}")
         return 0
     except DataError as err:
@@ -61,7 +62,7 @@ def cli(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] != "data":
         print("usage: python -m sovr_tutorial data (--download [--root DIR] | --check)\n"
-              "       python -m sovr_tutorial.experiments --help", file=sys.stderr)
+              "       python -m sovr_tutorial.lab.experiments --help", file=sys.stderr)
         return 2
     return data_main(argv[1:])
 

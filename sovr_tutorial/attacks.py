@@ -16,17 +16,8 @@ from .checks import (check_choice, check_eps, check_images, check_labels, check_
                      check_step_size, check_steps)
 from .devices import model_device
 from .margins import _margin
+from .models import eval_mode
 from .tiers import pgd_step_size
-
-
-@contextmanager
-def eval_mode(model):
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 @contextmanager
@@ -111,8 +102,8 @@ def attack_dataset(model, x, y, *, eps: float, steps: int, loss: str = "ce", see
     The package's one way to attack many samples: the epoch metrics, the experiment runner,
     the widgets and :func:`sovr_tutorial.evaluate.pgd_accuracy` all call it.
     x: (N, C, H, W) images or (N, D) points, float in [0, 1], on any device; y: (N,).
-    alpha: the step size; None = :func:`sovr_tutorial.tiers.pgd_step_size` (code that has a
-    tier passes ``tier.step_size(steps)``). The random starts are drawn from a private
+    alpha: the step size; None = :func:`sovr_tutorial.tiers.pgd_step_size` (code that runs a
+    tier's own attack passes ``tier.alpha`` or ``tier.eval_step_size``). The random starts are drawn from a private
     stream seeded by ``seed``: the same call gives the same images and the caller's random
     state is untouched. Batches run on ``device`` (default: the model's).
     Returns x_adv, with the shape and device of ``x``; eps = 0 returns a copy of ``x``.

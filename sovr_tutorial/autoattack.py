@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import eval_mode, seeded
+from .attacks import seeded
 from .checks import check_choice, check_eps, check_number
 from .devices import model_device
 from .evaluate import _check_inputs, _predict
 from .files import atomic_write_text
+from .models import eval_mode
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .files import atomic_write, sha256_file
+from .paths import shipped_dir
 
 FORMAT_VERSION = 1
 
@@ -117,13 +118,10 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, *, sha256:
     return ckpt
 
 
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
-
-
 def shipped_path(run: str, tier: str = "cpu", folder=None) -> Path:
     """Where the course ships the checkpoint of ``run`` (e.g. ``"at-s0"``) at ``tier``:
-    ``<folder or data/checkpoints>/<tier>-<run>.pt``, whether it exists or not."""
-    return Path(folder or SHIPPED_DIR) / f"{tier}-{run}.pt"
+    ``<folder or paths.shipped_dir()>/<tier>-<run>.pt``, whether it exists or not."""
+    return Path(folder or shipped_dir()) / f"{tier}-{run}.pt"
 
 
 def shipped_sha256(path) -> str:
@@ -151,7 +149,7 @@ def load_shipped(run: str, tier: str = "cpu", folder=None):
     if not path.is_file():
         raise CheckpointError(
             f"no shipped checkpoint {path}: run the notebook with RETRAIN=True, or make it "
-            f"with `python -m sovr_tutorial.experiments --tier {tier} --ship`")
+            f"with `python -m sovr_tutorial.lab.experiments --tier {tier} --ship`")
     digest = shipped_sha256(path)
     meta = load_checkpoint(path, sha256=digest)
     t = meta["config"]["tier"]

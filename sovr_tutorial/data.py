@@ -5,7 +5,7 @@ Where the images come from, in this order:
 1. ``load_cifar10(split, path=...)``: a folder holding ``train.zip``/``test.zip`` of the
    offline CIFAR-10 JPEG copy, or a folder holding torchvision's ``cifar-10-batches-py``;
 2. the environment variable ``SOVR_TUTORIAL_DATA`` (same kinds of folder);
-3. the official CIFAR-10 through ``torchvision.datasets.CIFAR10`` in ``default_data_dir()``
+3. the official CIFAR-10 through ``torchvision.datasets.CIFAR10`` in ``data_dir()``
    (fetch it once with ``python -m sovr_tutorial data --download``).
 
 The JPEG copy is lossy (pixels differ from the official data by about the size of an
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .files import atomic_write, atomic_write_text, sha256_file
+from .paths import HOME_ENV, base, data_dir  # noqa: F401  (HOME_ENV: named in errors)
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -39,7 +40,6 @@ JPEG_SHA256 = {
     "test.zip": "493d2093be1b94759b78f4c75879f79697a9a1576c842f059511d032ef04d34f",
 }
 DATA_ENV = "SOVR_TUTORIAL_DATA"
-HOME_ENV = "SOVR_TUTORIAL_HOME"
 OFFICIAL_FOLDER = "cifar-10-batches-py"   # what torchvision unpacks into its root
 SPLITS = ("train", "test")
 LABELS = {"jpeg": "CIFAR-10 (JPEG copy)", "official": "CIFAR-10"}
@@ -51,24 +51,12 @@ class DataError(ValueError):
     """The data is missing, incomplete or not what was expected. The message says how to fix it."""
 
 
-def default_data_dir() -> Path:
-    """The folder for the official download and the decoded cache.
-
-    The repository's ``data/`` folder, or ``$SOVR_TUTORIAL_HOME`` when that is set
-    (the folder itself, not a parent of it).
-    """
-    home = os.environ.get(HOME_ENV, "").strip()
-    if home:
-        return Path(home).expanduser()
-    return Path(__file__).resolve().parents[1] / "data"
-
-
 def how_to_get_data() -> str:
     """The two ways to get CIFAR-10, as one sentence for error messages."""
     return (f"To get the data, either set {DATA_ENV} to a folder holding train.zip and "
             "test.zip of the CIFAR-10 JPEG copy, or run `python -m sovr_tutorial data "
             "--download` (fetches the official CIFAR-10 with torchvision into "
-            f"{default_data_dir()}).")
+            f"{data_dir()}).")
 
 
 # ---------------------------------------------------------------------------- hashes
@@ -101,14 +89,15 @@ def load_cifar10(split: str = "train", path=None, *, download: bool = False, cac
     """Load one CIFAR-10 split as uint8 tensors.
 
     Returns ``(x, y, info)``: ``x`` uint8 (N, 3, 32, 32), ``y`` int64 (N,) in 0..9, and
-    ``info`` a dict with ``"source"`` (``"jpeg"`` or ``"official"``), ``"path"``,
+    ``info`` a dict with ``"source"`` (``"jpeg"`` or ``"official"``), ``"path"``, ``"shown"``
+    (the path as outputs print it: ``$SOVR_TUTORIAL_DATA/train.zip`` or ``data/...``),
     ``"label"`` (name to print on figures), ``"split"``, ``"n"`` and ``"cached"``.
 
     ``path`` (or ``$SOVR_TUTORIAL_DATA``) is a folder holding ``train.zip``/``test.zip``
     of the JPEG copy or torchvision's ``cifar-10-batches-py``. Without either, the
-    official CIFAR-10 in ``default_data_dir()`` is used (``download=True`` fetches it).
+    official CIFAR-10 in ``data_dir()`` is used (``download=True`` fetches it).
     JPEG zips are sha256-checked and decoded once, then read from a ``.pt`` cache in
-    ``cache_dir`` (default ``default_data_dir()/"cache"``).
+    ``cache_dir`` (default ``data_dir()/"cache"``).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -116,16 +105,29 @@ def load_cifar10(split: str = "train", path=None, *, download: bool = False, cac
         raise TypeError(f"download must be True or False, got {download!r}")
     kind, folder, origin = _resolve_source(path, split, download=download)
     if kind == "jpeg":
-        return _load_jpeg(folder / f"{split}.zip", split, cache_dir)
-    return _load_official(folder, split, download=download, origin=origin)
+        x, y, info = _load_jpeg(folder / f"{split}.zip", split, cache_dir)
+    else:
+        x, y, info = _load_official(folder, split, download=download, origin=origin)
+    return x, y, {**info, "shown": _shown(Path(info["path"]), folder, origin)}
+
+
+def _shown(file: Path, folder: Path, origin: str) -> str:
+    """Where the data came from, as an output others will read may say it: through the
+    variable that named it, or inside the course's folder, not as this machine's path."""
+    if origin == f"${DATA_ENV}":
+        return f"${DATA_ENV}/{file.relative_to(folder)}"
+    try:
+        return str(file.resolve().relative_to(base().resolve()))
+    except ValueError:
+        return str(file)
 
 
 def download_cifar10(root=None) -> list:
-    """Fetch the official CIFAR-10 into ``root`` (default ``default_data_dir()``) once,
+    """Fetch the official CIFAR-10 into ``root`` (default ``data_dir()``) once,
     through torchvision (which checks the archive's md5 and skips what is there).
     Returns the ``info`` of both splits."""
     origin = "default data folder" if root is None else "root argument"
-    root = default_data_dir() if root is None else Path(root).expanduser()
+    root = data_dir() if root is None else Path(root).expanduser()
     return [_load_official(root, split, download=True, origin=origin)[2] for split in SPLITS]
 
 
@@ -162,7 +164,7 @@ def _resolve_source(path, split, *, download=False):
     env = os.environ.get(DATA_ENV, "").strip()
     if env:
         return _classify(Path(env).expanduser(), split, origin=f"${DATA_ENV}")
-    root = default_data_dir()
+    root = data_dir()
     if download or (root / OFFICIAL_FOLDER).is_dir():
         return "official", root, "default data folder"
     raise DataError(f"No CIFAR-10 found: no path was given, {DATA_ENV} is not set and "
@@ -214,7 +216,7 @@ def _load_official(root: Path, split: str, *, download: bool, origin: str):
 
 def _load_jpeg(zip_path: Path, split: str, cache_dir):
     expected = JPEG_SHA256[zip_path.name]
-    cache_dir = default_data_dir() / "cache" if cache_dir is None else Path(cache_dir).expanduser()
+    cache_dir = data_dir() / "cache" if cache_dir is None else Path(cache_dir).expanduser()
     # Named by content hash, so two copies of the same zip share one cache file.
     cache_file = cache_dir / f"cifar10-jpeg-{split}-{expected[:16]}.pt"
 

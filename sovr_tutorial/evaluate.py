@@ -7,10 +7,11 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import _attack_dataset, eval_mode
+from .attacks import _attack_dataset
 from .checks import (check_choice, check_eps, check_images, check_labels, check_logits,
                      check_number, check_step_size, check_steps)
 from .devices import model_device
+from .models import eval_mode
 from .tiers import pgd_step_size
 
 

@@ -164,14 +164,8 @@ def _mart_per_sample(logits_clean, logits_adv, y, beta):
     return boosted_ce + beta * weighted_kl
 
 
-def gairat_weights(kappa: torch.Tensor, steps: int, lam: float = -1.0) -> torch.Tensor:
-    """GAIRAT weights ``w_i = (1 + tanh(lam + 5 (K/2 - kappa_i) / (K/2))) / 2``, mean 1.
-
-    kappa: (N,) number of PGD iterates (of ``steps`` = K) still classified correctly,
-    values in [0, K]. Returns float (N,) normalised to mean 1 over the batch (no gradient).
-    Samples that are attacked successfully early (small kappa) get large weights.
-    GAIRAT's code uses int(K/2); it equals K/2 for the usual even K.
-    """
+def _check_kappa(kappa, steps, lam):
+    """The checks of :func:`gairat_weights`; returns (kappa as floats, steps, lam)."""
     if not isinstance(kappa, torch.Tensor):
         raise TypeError(f"kappa must be a torch.Tensor, got {type(kappa).__name__}")
     if kappa.dim() != 1 or kappa.shape[0] == 0:
@@ -185,6 +179,18 @@ def gairat_weights(kappa: torch.Tensor, steps: int, lam: float = -1.0) -> torch.
     lo, hi = kappa.min().item(), kappa.max().item()
     if lo < 0 or hi > steps:
         raise ValueError(f"kappa must lie in [0, steps={steps}], got values in [{lo:.4g}, {hi:.4g}]")
+    return kappa, steps, lam
+
+
+def gairat_weights(kappa: torch.Tensor, steps: int, lam: float = -1.0) -> torch.Tensor:
+    """GAIRAT weights ``w_i = (1 + tanh(lam + 5 (K/2 - kappa_i) / (K/2))) / 2``, mean 1.
+
+    kappa: (N,) number of PGD iterates (of ``steps`` = K) still classified correctly,
+    values in [0, K]. Returns float (N,) normalised to mean 1 over the batch (no gradient).
+    Samples that are attacked successfully early (small kappa) get large weights.
+    GAIRAT's code uses int(K/2); it equals K/2 for the usual even K.
+    """
+    kappa, steps, lam = _check_kappa(kappa, steps, lam)
     return _gairat_weights(kappa, steps, lam)
 
 
@@ -208,10 +214,12 @@ def gairat_loss(logits_adv: torch.Tensor, y: torch.Tensor, kappa: torch.Tensor, 
     if isinstance(kappa, torch.Tensor) and kappa.dim() == 1 and kappa.shape[0] != y.shape[0]:
         raise ValueError(f"kappa must have shape ({y.shape[0]},) to match the batch, "
                          f"got {tuple(kappa.shape)}")
-    weights = gairat_weights(kappa, steps, lam).to(logits_adv.device, logits_adv.dtype)
-    return reduce(weights * _ce_per_sample(logits_adv, y), reduction)
+    kappa, steps, lam = _check_kappa(kappa, steps, lam)
+    return reduce(_gairat_per_sample(logits_adv, y, kappa, steps, lam), reduction)
 
 
 def _gairat_per_sample(logits_adv, y, kappa, steps, lam):
-    weights = _gairat_weights(kappa.float(), steps, lam).to(logits_adv.dtype)
+    """Unchecked kernel of :func:`gairat_loss`: the per-sample weighted CE (N,)."""
+    # the weights in the logits' precision (float32 in training, as the step computes them)
+    weights = _gairat_weights(kappa.to(logits_adv.device, logits_adv.dtype), steps, lam)
     return weights * _ce_per_sample(logits_adv, y)

@@ -14,10 +14,13 @@ import math
 
 import numpy as np
 import torch
+from scipy.signal import find_peaks
+from scipy.stats import gaussian_kde
 from tqdm.auto import tqdm
 
 from .checks import check_choice, check_images, check_labels, check_logits, check_number
 from .devices import model_device
+from .models import eval_mode
 
 _NORMS = {1, 2}
 
@@ -37,16 +40,6 @@ def _margin(logits, y):
     # -inf on the true class keeps it out of the max; K >= 2 so one finite entry is left.
     best_other = logits.scatter(1, y.long().unsqueeze(1), float("-inf")).amax(dim=1)
     return true - best_other
-
-
-def _module_modes(model: torch.nn.Module):
-    # Submodules may be in different modes (e.g. frozen BatchNorm); restore each one.
-    return [(m, m.training) for m in model.modules()]
-
-
-def _restore_modes(modes) -> None:
-    for module, training in modes:
-        module.training = training
 
 
 def _check_model(model) -> torch.nn.Module:
@@ -85,12 +78,8 @@ def margin_grad_norm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     check_images(x)
     check_labels(y, x.shape[0])
     check_choice("p", p, _NORMS)
-    modes = _module_modes(model)
-    try:
-        model.eval()
+    with eval_mode(model):
         _, _, norm = _margin_and_grad(model, x, y, p)
-    finally:
-        _restore_modes(modes)
     return norm
 
 
@@ -155,9 +144,7 @@ def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         f"got {type(attack).__name__}")
     device = model_device(model, device)
     margins, norms, correct = [], [], []
-    modes = _module_modes(model)
-    try:
-        model.eval()
+    with eval_mode(model):
         starts = range(0, x.shape[0], batch_size)
         for start in tqdm(starts, desc="margins", disable=not progress, leave=False):
             xb = x[start:start + batch_size].to(device)
@@ -174,8 +161,6 @@ def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             margins.append(margin.cpu())
             norms.append(norm.cpu())
             correct.append((logits.argmax(dim=1) == yb).cpu())
-    finally:
-        _restore_modes(modes)
     if margins:
         margin = torch.cat(margins)
         norm = torch.cat(norms)
@@ -263,13 +248,13 @@ def margin_peaks(values, *, valley: float = 0.7, min_height: float = 0.1, grid: 
                  bandwidth=None) -> list:
     """Positions of the peaks of a sample's density, highest first.
 
-    The density is a Gaussian KDE with Silverman's bandwidth (:func:`kde_bandwidth`) unless
-    ``bandwidth`` is given, evaluated on ``grid`` points spanning the sample +- 3
-    bandwidths. A maximum lower than ``min_height`` times the highest one is a wiggle of a
-    few samples in a tail, not a peak (a single normal sample of 2000 has such wiggles).
-    Neighbouring maxima count as two peaks only when the lowest density between them is
-    below ``valley`` times the smaller maximum; otherwise the lower one is merged into the
-    higher. values: (N,) finite floats, N >= 2. ``len(...)`` is the number of peaks the
+    The density is SciPy's Gaussian KDE with Silverman's bandwidth (:func:`kde_bandwidth`)
+    unless ``bandwidth`` is given, evaluated on ``grid`` points spanning the sample +- 3
+    bandwidths; its maxima are SciPy's ``find_peaks``. A maximum lower than ``min_height``
+    times the highest one is a wiggle of a few samples in a tail, not a peak (a single normal
+    sample of 2000 has such wiggles). Two maxima count as two peaks only when the density
+    between them falls below ``valley`` times the smaller one (its prominence is at least
+    ``1 - valley`` of its height); otherwise the lower one is part of the higher. values: (N,) finite floats, N >= 2. ``len(...)`` is the number of peaks the
     course reports (one = unimodal, two = an easy and a hard group).
     """
     v = _as_numpy_margins(values, "values")
@@ -279,20 +264,36 @@ def margin_peaks(values, *, valley: float = 0.7, min_height: float = 0.1, grid: 
     min_height = check_number("min_height", min_height, low=0.0, high=1.0)
     h = kde_bandwidth(v) if bandwidth is None else check_number("bandwidth", bandwidth,
                                                                 low=0.0, low_open=True)
+    if np.ptp(v) == 0:   # every sample the same (a model stuck at one output): one peak
+        return [float(v[0])]
     xs = np.linspace(v.min() - 3 * h, v.max() + 3 * h, int(grid))
-    # chunked so a 50k-sample KDE stays a few MB
-    dens = np.zeros_like(xs)
-    for i in range(0, v.size, 4096):
-        dens += np.exp(-0.5 * ((xs[:, None] - v[None, i:i + 4096]) / h) ** 2).sum(1)
-    is_max = np.r_[False, (dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:]), False]
-    peaks = [i for i in np.flatnonzero(is_max) if dens[i] >= min_height * dens.max()]
-    merged = True
-    while merged and len(peaks) > 1:
-        merged = False
-        for a, b in zip(peaks, peaks[1:]):
-            low = dens[a:b + 1].min()
-            if low >= valley * min(dens[a], dens[b]):
-                peaks.remove(a if dens[a] < dens[b] else b)
-                merged = True
-                break
+    # SciPy's KDE scales the data's standard deviation by its factor: bandwidth h
+    dens = gaussian_kde(v, bw_method=h / v.std(ddof=1))(xs)
+    # A maximum is a peak when it is at least min_height of the highest and falls to a valley
+    # below `valley` times its own height before a higher one: its prominence is at least
+    # (1 - valley) times its height.
+    idx, props = find_peaks(dens, height=min_height * dens.max(), prominence=0.0)
+    keep = props["prominences"] >= (1.0 - valley) * dens[idx] - 1e-12 * dens.max()
+    keep[np.argmax(dens[idx])] = True   # the highest maximum is always a peak
+    peaks = idx[keep]
     return [float(xs[i]) for i in sorted(peaks, key=lambda i: -dens[i])]
+
+
+#: the bins of the margin histograms a result file stores (logits)
+STATS_RANGE = (-10.0, 10.0)
+STATS_BINS = 80
+
+
+def margin_stats(model, x, y, device) -> dict:
+    """Margins, gradient norms and flip budgets at the inputs ``x`` (clean or already
+    attacked), summarised, with the peaks of the margins' density and the margins."""
+    out = collect_margins(model, x, y, device=device, progress=False)
+    counts, edges = margin_histogram(out["margin"], bins=STATS_BINS, range=STATS_RANGE)
+    fb = out["flip_budget"][np.isfinite(out["flip_budget"])]
+    return {"margin": margin_summary(out["margin"]),
+            "peaks": margin_peaks(out["margin"]),
+            "grad_norm_l1": margin_summary(out["grad_norm"]),
+            "flip_budget": margin_summary(fb) if len(fb) else None,
+            "hist_counts": counts.tolist(), "hist_edges": edges.tolist(),
+            "accuracy": float(out["correct"].mean()),
+            "values": np.round(out["margin"], 3).tolist()}

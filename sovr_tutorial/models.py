@@ -5,6 +5,8 @@ AutoAttack call works in plain pixel space: eps = 8/255 means 8 grey levels.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -157,3 +159,16 @@ def build_model(name: str = "small_cnn", *, width: int = 16, num_classes: int = 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run the block with every module of ``model`` in eval mode, then give each module
+    back its own mode: a BatchNorm frozen inside a training model stays frozen."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training

@@ -18,17 +18,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import _attack_dataset, _pgd, _trades_pgd, eval_mode, seeded
+from . import paths
+from .attacks import _attack_dataset, _pgd, _trades_pgd, seeded
 from .batches import batches
-from .checkpoint import CheckpointError, load_checkpoint, load_shipped, save_checkpoint
-from .checks import check_choice, check_images, check_labels, check_number
-from .devices import pick_device, torch_threads
+from .checkpoint import (CheckpointError, load_checkpoint, load_shipped, rng_state, save_checkpoint,
+                         set_rng_state)
+from .checks import check_images, check_labels, check_number
+from .devices import pick_device, resolve_precision, torch_threads
 from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
                      _trades_per_sample)
 from .margins import _margin
+from .models import eval_mode
 from .models import build_model
 from .runs import Run, as_run
-from .tiers import PRECISIONS, Tier, as_tier
+from .tiers import Tier, as_tier
 
 
 def set_seed(seed: int) -> None:
@@ -41,13 +44,10 @@ def set_seed(seed: int) -> None:
 def autocast(device: torch.device, precision: str = "auto"):
     """Mixed precision for the training step; the weights stay float32 (fp32 master weights).
 
-    ``precision``: "fp32", "bf16", or "auto" = bf16 on CUDA (tensor cores), fp32 on CPU
-    (bf16 pays off only on CPUs with AVX-512-BF16 / AMX; the tier says when to use it).
+    ``precision``: "fp32", "bf16", or "auto": bf16 on CUDA and on a CPU with native bf16,
+    fp32 on any other CPU (:func:`sovr_tutorial.devices.resolve_precision`).
     """
-    check_choice("precision", precision, PRECISIONS)
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16":
+    if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -64,7 +64,7 @@ def method_loss(run: Run, model, x, y, *, tier: Tier, epoch: int, attack_model=N
     """
     atk = model if attack_model is None else attack_model
     eps, steps = tier.eps, tier.train_steps
-    alpha = tier.step_size(steps)
+    alpha = tier.alpha
     stats = {}
     if run.method == "standard":
         logits = model(x)
@@ -134,7 +134,7 @@ def _adv_logits(model, x, y, tier: Tier, device, seed):
     x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device)
     y = y.to(device)
     steps = tier.train_steps
-    x_adv = _attack_dataset(model, x, y, tier.eps, tier.step_size(steps), steps, seed=seed,
+    x_adv = _attack_dataset(model, x, y, tier.eps, tier.alpha, steps, seed=seed,
                             device=device)
     return _clean_logits(model, x), _clean_logits(model, x_adv), y
 
@@ -178,6 +178,7 @@ def _settings(config: dict) -> dict:
     # a tier's name is a label: the search's run of tier small's fields (named "cpu" with
     # overrides) is the same training, so tier small may resume or adopt its checkpoint
     tier = {k: v for k, v in config.get("tier", {}).items() if k != "name"}
+    tier.setdefault("eval_alpha", None)   # configs from before the field: eval took alpha
     return {**config, "tier": tier}
 
 
@@ -216,15 +217,20 @@ def train(run, x_train, y_train, *, tier=None, seed: int = 0, epochs: int | None
     run: a :class:`Run` or a name (``"at"``, ``"sovr-r0.4"``, ``"sovr-t1"``).
     x_train: uint8 (N, 3, 32, 32) or float (N, D) points; y_train: (N,).
     ``epochs`` overrides the tier's; every other keyword goes to :func:`fit`.
-    Returns (model in eval mode, history).
+    Returns (model in eval mode, history). The caller's global random state (torch,
+    NumPy, Python) is as it was before the call.
     """
     run, tier = as_run(run), _tier(tier, epochs)
     device = pick_device(device)
-    set_seed(seed)
-    model = build_model(tier.model, width=tier.width, num_classes=tier.num_classes,
-                        depth=tier.depth)
-    return fit(model.to(device), run, x_train, y_train, tier=tier, seed=seed, device=device,
-               **fit_options)
+    caller = rng_state()   # the run seeds the global RNGs; the caller gets its own back
+    try:
+        set_seed(seed)
+        model = build_model(tier.model, width=tier.width, num_classes=tier.num_classes,
+                            depth=tier.depth)
+        return fit(model.to(device), run, x_train, y_train, tier=tier, seed=seed,
+                   device=device, **fit_options)
+    finally:
+        set_rng_state(caller)
 
 
 def fit(model, run, x_train, y_train, *, tier=None, **options):
@@ -371,9 +377,9 @@ def trained_model(run, x_train=None, y_train=None, *, retrain: bool, tier=None,
     run: a :class:`Run` or a name (``"at"``, ``"sovr-r0.4"``, ``"sovr-t1"``).
     ``retrain=False``: the checkpoint the course ships for ``shipped_tier`` (sha256-checked).
     ``retrain=True``: trained here at ``tier`` with a checkpoint per epoch in ``runs_dir``
-    (default ``runs/notebooks-<tier>/``), so re-running a notebook, or the next notebook with
-    the same settings, resumes instead of training again; a checkpoint left by other
-    settings is replaced.
+    (default ``notebooks-<tier>/`` of :func:`sovr_tutorial.paths.runs_dir`), so re-running a
+    notebook, or the next notebook with the same settings, resumes instead of training
+    again; a checkpoint left by other settings is replaced.
     """
     run = as_run(run)
     name = run.name(seed)
@@ -383,7 +389,7 @@ def trained_model(run, x_train=None, y_train=None, *, retrain: bool, tier=None,
         return model.to(device), ckpt["history"]
     tier = _tier(tier)
     runs_dir = Path(runs_dir) if runs_dir is not None else (
-        Path(__file__).resolve().parents[1] / "runs" / f"notebooks-{tier.name}")
+        paths.runs_dir() / f"notebooks-{tier.name}")
     kwargs = dict(tier=tier, x_val=x_val, y_val=y_val, seed=seed, device=device,
                   checkpoint_path=runs_dir / f"{name}.pt", progress=progress)
     try:

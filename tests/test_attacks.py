@@ -76,6 +76,25 @@ def test_attack_leaves_model_mode_and_parameter_grads_alone(trained_model, eval_
         trained_model.eval()
 
 
+def test_an_attack_gives_every_submodule_back_its_own_mode(trained_model, eval_batch):
+    """A BatchNorm frozen (eval) inside a training model stays frozen after any attack."""
+    x, y = eval_batch
+    frozen = [m for m in trained_model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert frozen, "the fixture model has BatchNorm layers"
+    trained_model.train()
+    for m in frozen:
+        m.eval()
+    try:
+        for attack in (lambda: pgd(trained_model, x, y, steps=1),
+                       lambda: trades_pgd(trained_model, x, steps=1),
+                       lambda: attack_dataset(trained_model, x, y, eps=EPS, steps=1)):
+            attack()
+            assert trained_model.training
+            assert not any(m.training for m in frozen)
+    finally:
+        trained_model.eval()
+
+
 def test_pgd_returns_gairat_kappa_in_range(trained_model, eval_batch):
     x, y = eval_batch
     x_adv, kappa = pgd(trained_model, x, y, steps=6, return_kappa=True)

@@ -18,7 +18,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from sovr_tutorial import data
+from sovr_tutorial import data, paths
 from sovr_tutorial.__main__ import data_main
 from sovr_tutorial.batches import augment, batches
 from sovr_tutorial.data import (CLASSES, DATA_ENV, LABELS, DataError, load_cifar10,
@@ -257,7 +257,7 @@ def test_jpeg_cache_is_reused_and_a_touched_zip_is_rehashed(jpeg_fixture, tmp_pa
 
 def test_default_cache_lives_in_the_data_dir(jpeg_fixture, isolated_env):
     folder, _ = jpeg_fixture
-    assert data.default_data_dir() == isolated_env
+    assert paths.data_dir() == isolated_env
     load_cifar10("test", folder)
     assert list((isolated_env / "cache").glob("*.pt"))
 
@@ -269,6 +269,8 @@ def test_env_var_is_used_and_explicit_path_wins(jpeg_fixture, cifar_fixture, tmp
     monkeypatch.setenv(DATA_ENV, str(folder))
     _, _, info = load_cifar10("test", cache_dir=tmp_path / "cache")
     assert info["source"] == "jpeg" and info["path"] == str(folder / "test.zip")
+    # what outputs print names the variable, not this machine's folder
+    assert info["shown"] == f"${DATA_ENV}/test.zip" and str(tmp_path) not in info["shown"]
     _, _, info = load_cifar10("test", official_root)
     assert info["source"] == "official"
 

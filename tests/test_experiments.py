@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from sovr_tutorial import experiments
+from sovr_tutorial.lab import experiments
 from sovr_tutorial.data import load_cifar10
-from sovr_tutorial.experiments import git_commit, main
+from sovr_tutorial.lab.experiments import git_commit, main
 from sovr_tutorial.runs import Run
 from sovr_tutorial.tiers import get_tier
 
@@ -126,14 +126,22 @@ def test_git_commit_names_the_commit_and_marks_uncommitted_changes(tmp_path, mon
     (tmp_path / "code.py").write_text("x = 1\n")
     _git(tmp_path, "add", "code.py")
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
-    monkeypatch.setattr(experiments, "ROOT", tmp_path)
+    monkeypatch.setattr(experiments, "checkout", lambda: tmp_path)
     head = _git(tmp_path, "rev-parse", "HEAD")
     assert git_commit() == head
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit() == head + "+dirty"
+    # the dirty tree is named by its diff: another change gives another hash, the same one
+    # the same hash
+    first = experiments.git_diff_sha256()
+    assert first and experiments.environment()["git_diff_sha256"] == first
+    (tmp_path / "code.py").write_text("x = 3\n")
+    assert experiments.git_diff_sha256() != first
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert experiments.git_diff_sha256() == first
 
 
 def test_git_commit_outside_a_repository_is_none(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "ROOT", tmp_path)
+    monkeypatch.setattr(experiments, "checkout", lambda: tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit() is None

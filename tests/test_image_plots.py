@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from sovr_tutorial import image_plots  # noqa: E402
+from sovr_tutorial.figures import images as image_plots  # noqa: E402
 from sovr_tutorial.data import CLASSES  # noqa: E402
 
 

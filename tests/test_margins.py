@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from sovr_tutorial.margins import (
+    kde_bandwidth,
     collect_margins,
     flip_budget,
     logit_margin,
@@ -304,3 +305,42 @@ def test_margin_peaks_validation():
         margin_peaks(np.array([1.0]))
     with pytest.raises(ValueError, match="valley"):
         margin_peaks(np.array([0.0, 1.0]), valley=1.5)
+
+
+def _peaks_by_the_written_rule(values, valley=0.7, min_height=0.1, grid=512):
+    """The peak rule as the course first wrote it out by hand (a KDE summed in NumPy, maxima
+    kept above min_height of the highest, neighbours merged while the density between them
+    stays above valley times the smaller): the reference that SciPy's version must match."""
+    v = np.asarray(values, dtype=np.float64)
+    h = kde_bandwidth(v)
+    xs = np.linspace(v.min() - 3 * h, v.max() + 3 * h, grid)
+    dens = np.exp(-0.5 * ((xs[:, None] - v[None, :]) / h) ** 2).sum(1)
+    is_max = np.r_[False, (dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:]), False]
+    peaks = [i for i in np.flatnonzero(is_max) if dens[i] >= min_height * dens.max()]
+    merged = True
+    while merged and len(peaks) > 1:
+        merged = False
+        for a, b in zip(peaks, peaks[1:]):
+            if dens[a:b + 1].min() >= valley * min(dens[a], dens[b]):
+                peaks.remove(a if dens[a] < dens[b] else b)
+                merged = True
+                break
+    return len(peaks)
+
+
+@pytest.mark.slow
+def test_the_peak_count_of_every_committed_margin_sample_is_the_written_rules():
+    import json
+    from pathlib import Path
+    samples = 0
+    for path in sorted((Path(__file__).resolve().parents[1] / "results").rglob("*.json")):
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict) or not isinstance(result.get("margins"), dict):
+            continue
+        for key, stats in result["margins"].items():
+            values = stats.get("values") if isinstance(stats, dict) else None
+            if values and len(values) >= 2 and np.ptp(values) > 0:
+                assert len(margin_peaks(values)) == _peaks_by_the_written_rule(values), \
+                    f"{path.name} {key}"
+                samples += 1
+    assert samples > 150

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sovr_tutorial import movie, movie_plots, toy_widgets
+from sovr_tutorial.lab import movie
+from sovr_tutorial.figures import frames as movie_frames, movie as movie_plots, toy_widgets
 from sovr_tutorial.runs import Run
 from sovr_tutorial.tiers import get_tier
 from sovr_tutorial.train import MOVIE_BINS, MOVIE_RANGE, _movie_frame
@@ -30,10 +31,10 @@ def _history(centres, n=300, spread=0.5, seed=0, lrs=None):
 
 def _frames(n_epochs=6, gairat_burn_in=2):
     lrs = [0.1] * (n_epochs // 2) + [0.01] * (n_epochs - n_epochs // 2)
-    runs = [movie.frames_from_history(_history(np.linspace(0, 3, n_epochs), lrs=lrs, seed=s),
+    runs = [movie_frames.frames_from_history(_history(np.linspace(0, 3, n_epochs), lrs=lrs, seed=s),
                                       run=run, seed=0)
             for s, run in enumerate(("at", "gairat"))]
-    return movie.make_frames(runs, tier={"gairat_burn_in": gairat_burn_in}, seed=0)
+    return movie_frames.make_frames(runs, tier={"gairat_burn_in": gairat_burn_in}, seed=0)
 
 
 # --------------------------------------------------------------------------- frames
@@ -46,7 +47,7 @@ def test_frames_keep_fit_records_on_the_fixed_bins():
     assert at["run"] == "at-s0" and at["label"] == "AT" and at["epochs"] == [1, 2, 3, 4, 5, 6]
     assert at["n_train"] == at["n_heldout"] == 300
     assert all(sum(c) == 300 and len(c) == MOVIE_BINS for c in at["train"] + at["heldout"])
-    assert movie.check_frames(frames) is frames
+    assert movie_frames.check_frames(frames) is frames
 
 
 def test_overflow_lands_in_the_edge_bins():
@@ -56,7 +57,7 @@ def test_overflow_lands_in_the_edge_bins():
 
 def test_history_without_frames_is_refused():
     with pytest.raises(ValueError, match="no margin frames"):
-        movie.frames_from_history([{"epoch": 1, "loss": 1.0}], run="at", seed=0)
+        movie_frames.frames_from_history([{"epoch": 1, "loss": 1.0}], run="at", seed=0)
 
 
 @pytest.mark.parametrize("spoil, match", [
@@ -71,13 +72,13 @@ def test_check_frames_catches_a_spoilt_frame(spoil, match):
     frames = _frames()
     spoil(frames)
     with pytest.raises(ValueError, match=match):
-        movie.check_frames(frames)
+        movie_frames.check_frames(frames)
 
 
 def test_save_and_load_give_the_same_frames(tmp_path):
     frames = _frames()
-    path = movie.save_frames(frames, tmp_path / "frames.json")
-    assert movie.load_frames(path) == json.loads(json.dumps(frames))
+    path = movie_frames.save_frames(frames, tmp_path / "frames.json")
+    assert movie_frames.load_frames(path) == json.loads(json.dumps(frames))
 
 
 def test_frames_from_a_runner_result_file(tmp_path):
@@ -96,26 +97,26 @@ def test_frames_from_a_runner_result_file(tmp_path):
 # --------------------------------------------------------------------------- epochs, peaks
 
 def test_pick_epochs_spreads_and_keeps_the_marks():
-    assert movie.pick_epochs(range(1, 181), n=5) == [1, 46, 91, 135, 180]
-    assert movie.pick_epochs(range(1, 181), n=3, include=[46, 999]) == [1, 46, 91, 180]
-    assert movie.pick_epochs([4, 5], n=5) == [4, 5]
+    assert movie_frames.pick_epochs(range(1, 181), n=5) == [1, 46, 91, 135, 180]
+    assert movie_frames.pick_epochs(range(1, 181), n=3, include=[46, 999]) == [1, 46, 91, 180]
+    assert movie_frames.pick_epochs([4, 5], n=5) == [4, 5]
 
 
 def test_key_epochs_are_read_from_the_frames():
-    keys = movie.key_epochs(_frames(n_epochs=6, gairat_burn_in=2))
+    keys = movie_frames.key_epochs(_frames(n_epochs=6, gairat_burn_in=2))
     assert keys == {"lr x0.1 from": 4, "GAIRAT re-weights from": 3}
     frames = _frames(n_epochs=6, gairat_burn_in=2)
     frames["runs"] = frames["runs"][:1]   # no GAIRAT run: its burn-in is no mark
-    assert movie.key_epochs(frames) == {"lr x0.1 from": 4}
+    assert movie_frames.key_epochs(frames) == {"lr x0.1 from": 4}
 
 
 def test_histogram_peaks_count_one_and_two_groups():
-    edges = movie.movie_edges()
+    edges = movie_frames.movie_edges()
     rng = np.random.default_rng(0)
     one = _movie_frame(torch.from_numpy(rng.normal(1.0, 0.5, 400)))
     two = _movie_frame(torch.from_numpy(np.r_[rng.normal(0.0, 0.4, 200), rng.normal(5.0, 0.4, 200)]))
-    assert len(movie.histogram_peaks(one, edges)) == 1
-    assert len(movie.histogram_peaks(two, edges)) == 2
+    assert len(movie_frames.histogram_peaks(one, edges)) == 1
+    assert len(movie_frames.histogram_peaks(two, edges)) == 2
 
 
 # --------------------------------------------------------------------------- the toy movie
@@ -129,7 +130,7 @@ def tiny_toy():
 
 def test_toy_movie_records_every_epoch_of_every_run(tiny_toy):
     tier, frames = tiny_toy
-    movie.check_frames(frames)
+    movie_frames.check_frames(frames)
     assert [r["run"] for r in frames["runs"]] == ["at-s0", "gairat-s0"]
     for r in frames["runs"]:
         assert r["epochs"] == [1, 2, 3] and r["n_train"] == r["n_heldout"] == 256
@@ -144,7 +145,7 @@ def test_toy_movie_raw_margins_are_the_histogrammed_ones():
     """The raw margins behind train_peaks are the ones fit measures (same attack, seed,
     model state): on the training slice their frame equals fit's record, on the held-out
     points their median equals fit's to float precision, at every epoch."""
-    from sovr_tutorial.toy_data import make_world
+    from sovr_tutorial.toy.world import make_world
     from sovr_tutorial.train import train
 
     tier = get_tier("toy", epochs=3)
@@ -164,7 +165,7 @@ def test_toy_movie_raw_margins_are_the_histogrammed_ones():
 
 def test_toy_movie_reads_finished_runs_back(tiny_toy, tmp_path, monkeypatch):
     tier, frames = tiny_toy
-    path = movie.save_frames(frames, tmp_path / "frames-s0.json")
+    path = movie_frames.save_frames(frames, tmp_path / "frames-s0.json")
     monkeypatch.setattr(movie, "toy_movie_run", lambda *a, **k: pytest.fail("trained again"))
     again = movie.toy_movie(("at", "gairat"), 0, tier=tier, n_heldout=256, path=path)
     assert again["runs"] == frames["runs"]
@@ -247,8 +248,8 @@ def test_slider_shows_an_error_and_stays_usable():
 
 def test_committed_toy_movie_is_complete():
     if not COMMITTED.exists():
-        pytest.fail(f"{COMMITTED} is missing: python -m sovr_tutorial.movie --plot")
-    frames = movie.load_frames(COMMITTED)
+        pytest.fail(f"{COMMITTED} is missing: python -m sovr_tutorial.lab.movie --plot")
+    frames = movie_frames.load_frames(COMMITTED)
     tier = get_tier("toy")
     assert [r["slug"] for r in frames["runs"]] == list(movie.DEFAULT_RUNS)
     for r in frames["runs"]:
@@ -262,8 +263,8 @@ def test_committed_gairat_is_at_through_its_burn_in():
     """GAIRAT trains as plain AT for the tier's burn-in epochs (same seed, same data): its
     frames equal AT's up to the burn-in and differ from the first re-weighted epoch on."""
     if not COMMITTED.exists():
-        pytest.fail(f"{COMMITTED} is missing: python -m sovr_tutorial.movie --plot")
-    frames = movie.load_frames(COMMITTED)
+        pytest.fail(f"{COMMITTED} is missing: python -m sovr_tutorial.lab.movie --plot")
+    frames = movie_frames.load_frames(COMMITTED)
     runs = {r["slug"]: r for r in frames["runs"]}
     burn_in = frames["tier"]["gairat_burn_in"]
     same = [runs["at"][k][:burn_in] == runs["gairat"][k][:burn_in] for k in ("train", "heldout")]

@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from sovr_tutorial import plots  # noqa: E402
+from sovr_tutorial.figures import plots  # noqa: E402
 
 
 def _titles(fig):

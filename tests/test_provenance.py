@@ -2,7 +2,8 @@
 the runs table."""
 
 import sovr_tutorial as st
-from sovr_tutorial import checkpoint, provenance
+from sovr_tutorial import checkpoint
+from sovr_tutorial.lab import provenance
 
 
 def test_the_shipped_checkpoints_say_which_data_trained_them():
@@ -48,6 +49,6 @@ def test_a_checkpoint_that_records_its_data_is_believed_first(tmp_path, monkeypa
     save_checkpoint(path, st.build_model("small_cnn", width=4), epoch=1,
                     config={"method": "at", "data": {"label": "CIFAR-10"}}, history=[])
     (tmp_path / "SHA256SUMS").write_text(f"{sha256_file(path)}  {path.name}\n")
-    monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(checkpoint, "shipped_dir", lambda: tmp_path)
     assert provenance.shipped_data_label("at") == "CIFAR-10"
     assert provenance.data_notice(["at"], {"label": "CIFAR-10"}) == ""

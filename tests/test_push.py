@@ -1,4 +1,4 @@
-"""OVR's push against CE's and where SOVR's switch falls (sovr_tutorial/push.py)."""
+"""OVR's push against CE's and where SOVR's switch falls (sovr_tutorial/figures/push.py)."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sovr_tutorial import push
+from sovr_tutorial.figures import push
 from sovr_tutorial.losses import ce_loss, ovr_loss
 
 

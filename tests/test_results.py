@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 
-from sovr_tutorial import report, results  # noqa: E402
+from sovr_tutorial.lab import report, results  # noqa: E402
 from sovr_tutorial.runs import Run  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def _hist_block(rng, center):
 
 
 def _fake_result(run, seed, clean, pgd, aa, *, old_format=False):
-    """A tiny result dict with the fields sovr_tutorial.experiments writes; ``old_format``:
+    """A tiny result dict with the fields sovr_tutorial.lab.experiments writes; ``old_format``:
     as written before Run existed (``method`` and ``sovr_ratio``, no ``options``)."""
     rng = np.random.default_rng(seed)
     name = run.name(seed)

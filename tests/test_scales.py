@@ -1,9 +1,9 @@
-"""The three scales side by side (sovr_tutorial/scales.py), on hand-made result folders."""
+"""The three scales side by side (sovr_tutorial/lab/scales.py), on hand-made result folders."""
 import json
 
 import numpy as np
 
-from sovr_tutorial import scales
+from sovr_tutorial.lab import scales
 
 
 def _margins(values):

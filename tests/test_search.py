@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sovr_tutorial.search import BEGIN, END, main, search_rows, search_table
+from sovr_tutorial.lab.search import BEGIN, END, main, search_rows, search_table
 from sovr_tutorial.tiers import get_tier
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sovr_tutorial import scales
-from sovr_tutorial.checkpoint import SHIPPED_DIR, shipped_sha256
+from sovr_tutorial.lab import scales
+from sovr_tutorial.checkpoint import shipped_sha256
+from sovr_tutorial.paths import shipped_dir
 from sovr_tutorial.evaluate import predictions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def test_shipped_checkpoints_reproduce_their_result_files(tier_name, data_dir):
         x_te, y_te = data[2]
         for slug, model in models.items():
             r = runs[slug]
-            assert shipped_sha256(SHIPPED_DIR / r["checkpoint"]["file"]) == r["checkpoint"]["sha256"]
+            assert shipped_sha256(shipped_dir() / r["checkpoint"]["file"]) == r["checkpoint"]["sha256"]
             right = predictions(model, x_te.float().div(255)) == y_te
             assert right.float().mean().item() == pytest.approx(r["clean_acc"], abs=1e-6), r["run"]
             if "per_image" in r:   # files before per-image bits have the accuracy only
@@ -53,10 +54,10 @@ def test_a_seed_without_checkpoints_is_missing_but_a_broken_checkpoint_raises(
 
     # the same file with one byte changed: there, but not the file SHA256SUMS lists
     broken = tmp_path / "small-at-s0.pt"
-    raw = bytearray((SHIPPED_DIR / broken.name).read_bytes())
+    raw = bytearray((shipped_dir() / broken.name).read_bytes())
     raw[-1] ^= 0xFF
     broken.write_bytes(bytes(raw))
-    (tmp_path / "SHA256SUMS").write_text((SHIPPED_DIR / "SHA256SUMS").read_text())
-    monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path)
+    (tmp_path / "SHA256SUMS").write_text((shipped_dir() / "SHA256SUMS").read_text())
+    monkeypatch.setattr(checkpoint, "shipped_dir", lambda: tmp_path)
     with pytest.raises(CheckpointError, match="sha256"):
         scales.tier_models("small", methods=("at",), seed=0, device="cpu")

@@ -176,6 +176,20 @@ def test_every_solution_became_a_stub(student_dir):
             assert "hide-input" not in copy.cells[i].metadata.get("tags", []), f"{name} cell {i}"
 
 
+def test_the_prose_of_a_student_copy_describes_the_stub_it_holds(student_dir):
+    """The course's prose says a collapsed solution follows each exercise; a student copy
+    says the cell raises NotImplementedError until the student writes the answer there."""
+    rewritten = 0
+    for name, src, copy in _pairs(student_dir):
+        prose = [c.source for c in copy.cells if c.cell_type == "markdown"]
+        for words in ("holds a solution", "collapsed (click", "collapsed (expand"):
+            assert not any(words in s for s in prose), f"{name}: '{words}' in a student copy"
+        said = sum("holds a solution" in c.source for c in src.cells if c.cell_type == "markdown")
+        rewritten += said
+        assert sum("raises `NotImplementedError` until you replace" in s for s in prose) == said
+    assert rewritten >= 6   # one exercise section per notebook but 04
+
+
 @pytest.mark.parametrize("name", [p.name for p in SOURCES])
 def test_student_copy_runs_up_to_its_first_exercise(student_dir, name, monkeypatch):
     from nbclient import NotebookClient

@@ -7,8 +7,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sovr_tutorial import toy, toy_data, toy_model, toy_plots
-from sovr_tutorial.toy_widgets import ToyExplorer
+from sovr_tutorial.lab import toy
+from sovr_tutorial.toy import world as toy_data, model as toy_model
+from sovr_tutorial.figures import toy as toy_plots
+from sovr_tutorial.figures.toy_widgets import ToyExplorer
 
 # A few seconds of everything: small sets, few epochs, AutoAttack on 64 points.
 SMALL = {"epochs": 3, "n_train": 256, "n_test": 256, "n_autoattack": 64, "gairat_burn_in": 1}

@@ -87,6 +87,24 @@ def test_same_seed_same_numbers(small_split):
         assert torch.equal(a, b)
 
 
+def test_train_leaves_the_callers_random_state_as_it_found_it(small_split):
+    """train() seeds its own run; the caller's torch, NumPy and Python streams go on as if
+    it had not been called (a notebook's later random draws do not depend on it)."""
+    import random
+
+    import numpy as np
+    (x, y), _ = small_split
+
+    def draws():
+        return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
+
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    expected = draws()
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    train("at", x[:100], y[:100], tier=TIER.replace(epochs=1), seed=3, progress=False)
+    assert draws() == expected
+
+
 class Interrupt(Exception):
     pass
 

@@ -99,7 +99,7 @@ CLI_CASES = {
 
 @pytest.mark.parametrize("case", list(CLI_CASES), ids=list(CLI_CASES))
 def test_experiment_runner_command_line_refuses_bad_arguments(case, capsys):
-    from sovr_tutorial.experiments import main
+    from sovr_tutorial.lab.experiments import main
     argv, words = CLI_CASES[case]
     with pytest.raises(SystemExit) as info:
         main(argv)

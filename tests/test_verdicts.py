@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sovr_tutorial import scales, stats, toy_verdicts
-from sovr_tutorial import verdicts as v
+from sovr_tutorial.lab import scales, stats, toy_verdicts
+from sovr_tutorial.lab import verdicts as v
 
 
 # ----------------------------------------------------------------------------- McNemar
@@ -248,7 +248,7 @@ def test_toy_verdicts_read_the_toy_files_seed_by_seed(tmp_path):
     assert _claim(out, 3)["verdict"] == ("**mixed**: AT has two peaks in 3 of 6 seeds; collapse "
                                          "to one peak near 0: GAIRAT")
     assert "vs GAIRAT: under AutoAttack **holds**" in _claim(out, 4)["verdict"]
-    assert "sovr_tutorial.toy_verdicts.toy_claim_verdicts" in v.verdicts_markdown(out)
+    assert "sovr_tutorial.lab.toy_verdicts.toy_claim_verdicts" in v.verdicts_markdown(out)
 
 
 def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):
@@ -268,3 +268,19 @@ def test_verdicts_by_scale_says_not_run_yet(tmp_path):
     claim4 = rows[5].split(" | ")
     assert claim4[2].startswith("vs GAIRAT: not run yet (sovr-r0.4, gairat); vs MART")
     assert claim4[3] == "not run yet |"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["cpu", "small"])
+def test_the_committed_verdicts_are_what_the_result_files_give(folder, tmp_path):
+    """results/README.md holds each folder's verdict block as the package computes it from
+    the committed result files now (SciPy's tests included): a change of rule shows here."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "README.md"
+    copy.write_text((root / "results" / "README.md").read_text())
+    subprocess.run([sys.executable, "-m", "sovr_tutorial.lab.verdicts", f"results/{folder}",
+                    "--write", str(copy)], check=True, capture_output=True, cwd=root)
+    assert copy.read_text() == (root / "results" / "README.md").read_text()

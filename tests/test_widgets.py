@@ -6,9 +6,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-import sovr_tutorial.eps_widgets as ew
-import sovr_tutorial.widgets as sw
-from sovr_tutorial import accuracy, explorer_plots, widget_parts
+import sovr_tutorial.figures.eps_widgets as ew
+import sovr_tutorial.figures.widgets as sw
+from sovr_tutorial import accuracy
+from sovr_tutorial.figures import explorer as explorer_plots, widget_parts
 
 # a tiny fine-tune: 4 SGD steps of 20 images, margins of 32 images -> well under a second
 FT = {"tier": "ci", "steps": 4, "batch_size": 20}

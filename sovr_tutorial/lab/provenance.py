@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint, shipped_path, shipped_sha256
-from .runs import as_run
+from ..checkpoint import CheckpointError, load_checkpoint, shipped_path, shipped_sha256
+from ..devices import pick_device, resolve_precision
+from ..paths import results_dir
+from ..runs import as_run
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def hardware(env: dict) -> str:
@@ -44,7 +44,7 @@ def shipped_data_label(run, *, tier: str = "cpu", seed: int = 0):
     recorded = load_checkpoint(path, sha256=digest)["config"].get("data")
     if isinstance(recorded, dict) and recorded.get("label"):
         return recorded["label"]
-    results = ROOT / "results" / tier / f"{name}.json"
+    results = results_dir() / tier / f"{name}.json"
     if results.is_file():
         r = json.loads(results.read_text())
         if r.get("checkpoint", {}).get("sha256") == digest:
@@ -99,11 +99,13 @@ class Session:
         lines = [f"**Provenance of the outputs above.** {self.setting}"
                  + (f"; model {t.model} (width {t.width}), {t.n_train:,} training images, "
                     f"{t.epochs} epochs, PGD-{t.train_steps} training attack at eps "
-                    f"{t.eps * 255:.0f}/255." if self.data_info else ".")]
+                    f"{t.eps * 255:.0f}/255, training in "
+                    f"{resolve_precision(t.precision, pick_device())} ({t.precision} precision)."
+                    if self.data_info else ".")]
         if self.models:
             lines.append(f"Models: {self.models}.")
         if self.data_info and self.data_info.get("path"):
-            lines.append(f"Data read from `{self.data_info['path']}`.")
+            lines.append(f"Data read from `{self.data_info.get('shown', self.data_info['path'])}`.")
         lines.append(f"Hardware: {hardware(env)}, torch threads: {env.get('torch_threads', '?')}; "
                      f"torch {env['torch']}, python {env['python']}"
                      + (f", commit {env['git_commit'][:12]}" if env.get("git_commit") else "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .data import CLASSES
+from ..data import CLASSES
 from .plots import _to_numpy
 
 

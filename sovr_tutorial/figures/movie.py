@@ -1,15 +1,18 @@
-"""The margin movie's figures (its frames are made by :mod:`sovr_tutorial.movie`, its
-epoch slider is :class:`sovr_tutorial.toy_widgets.MarginMovie`): one epoch's histograms
+"""The margin movie's figures (its frames, :mod:`sovr_tutorial.figures.frames`, are made by
+:mod:`sovr_tutorial.lab.movie`; its
+epoch slider is :class:`sovr_tutorial.figures.toy_widgets.MarginMovie`): one epoch's histograms
 per run (:func:`plot_margin_frame`) and a strip of epochs (:func:`plot_margin_movie`).
 
-Like :mod:`sovr_tutorial.plots`: pure functions that take frames and return a Figure.
+Like :mod:`sovr_tutorial.figures.plots`: pure functions that take frames and return a Figure.
 """
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from .explorer_plots import eps_text
+from .explorer import eps_text
+from .frames import (check_frames, common_epochs, epoch_index, key_epochs,
+                     peak_counts, pick_epochs)
 from .plots import _mark_edge_bins, method_color
 
 
@@ -59,7 +62,7 @@ def _movie_note(run_frames: dict, i: int, peaks: list) -> str:
 
 
 def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
-    """One epoch of the margin movie (:mod:`sovr_tutorial.movie`): a panel per run, side by
+    """One epoch of the margin movie (:mod:`sovr_tutorial.lab.movie`): a panel per run, side by
     side, each with the adversarial margins of the training slice (filled) and of the
     held-out points (line) on the movie's fixed bins, in fractions of samples.
 
@@ -67,9 +70,8 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
     between epochs); y is scaled per panel, so a collapsed run's spike does not flatten the
     others (read the heights on each panel's axis). A hatched edge bin holds margins from
     beyond the bins' range. The note in a panel gives the peak count of the training
-    slice's margins (:func:`sovr_tutorial.movie.peak_counts`) and its PGD accuracy.
+    slice's margins (:func:`sovr_tutorial.figures.frames.peak_counts`) and its PGD accuracy.
     """
-    from .movie import check_frames, epoch_index, key_epochs, peak_counts
 
     check_frames(frames)
     edges = np.asarray(frames["edges"], float)
@@ -99,14 +101,13 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
 def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | None = None):
     """The margin movie as small multiples: one row per run, the chosen ``epochs`` as
     columns (default: ``n`` evenly spread ones plus the epochs where the learning rate
-    drops and GAIRAT's re-weighting starts, :func:`sovr_tutorial.movie.key_epochs`).
+    drops and GAIRAT's re-weighting starts, :func:`sovr_tutorial.figures.frames.key_epochs`).
 
     Every panel uses the movie's fixed bins and the same x range, so widths compare; y is
     the fraction of samples, scaled per panel (a collapsed run's spike would flatten every
     other panel of its column). Training slice filled, held-out points as a line; hatched
     edge bins hold the overflow.
     """
-    from .movie import check_frames, common_epochs, epoch_index, key_epochs, peak_counts, pick_epochs
 
     check_frames(frames)
     keys = key_epochs(frames)

@@ -1,10 +1,10 @@
 """The result files of the experiment runner: reading, grouping by run, summarising.
 
-``python -m sovr_tutorial.experiments`` writes one JSON per (run, seed). Here they are read
+``python -m sovr_tutorial.lab.experiments`` writes one JSON per (run, seed). Here they are read
 back (:func:`load_results`), grouped by their :class:`~sovr_tutorial.runs.Run` (one group =
 one method with one setting, over its seeds), and summarised as a table
 (:func:`results_table`) and summed margin histograms (:func:`stored_histograms`). The
-figures drawn from them are in :mod:`sovr_tutorial.report`.
+figures drawn from them are in :mod:`sovr_tutorial.lab.report`.
 
 A run that collapsed to chance level (:func:`is_collapsed`) describes a failed run, not its
 method: it is left out of tables and figures, and every place that leaves it out says so.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import METHODS, Run
+from ..runs import METHODS, Run
 
 
 def run_of(result: dict) -> Run:
@@ -91,7 +91,7 @@ def load_results(out_dir, *, collapsed: bool = False) -> list:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"results folder {out_dir} does not exist: run "
-                                "`python -m sovr_tutorial.experiments` first")
+                                "`python -m sovr_tutorial.lab.experiments` first")
     results = []
     for path in sorted(out_dir.glob("*.json")):
         try:

@@ -1,5 +1,5 @@
-"""What the course's widgets are built from (:mod:`sovr_tutorial.widgets`,
-:mod:`sovr_tutorial.toy_widgets`): the model and image checks at their entry points, the PNG
+"""What the course's widgets are built from (:mod:`sovr_tutorial.figures.widgets`,
+:mod:`sovr_tutorial.figures.toy_widgets`): the model and image checks at their entry points, the PNG
 bytes of a figure, the error message a failed callback shows, the per-widget cache and the
 box of a slider with its label, figure and message.
 """
@@ -11,7 +11,7 @@ import io
 import torch
 from matplotlib.figure import Figure
 
-from .checks import check_images
+from ..checks import check_images
 
 #: pictures a widget keeps (the oldest goes first)
 CACHE_SIZE = 64

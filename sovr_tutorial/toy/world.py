@@ -1,6 +1,6 @@
 """The toy world's points: six classes in the plane, where the course's mechanisms show in
-seconds (a model in it is :mod:`sovr_tutorial.toy_model`, its runs and command line
-:mod:`sovr_tutorial.toy`, its figures :mod:`sovr_tutorial.toy_plots`).
+seconds (a model in it is :mod:`sovr_tutorial.toy.model`, its runs and command line
+:mod:`sovr_tutorial.lab.toy`, its figures :mod:`sovr_tutorial.figures.toy`).
 
 Each class is a tight core around a point on a circle plus a fraction of *wide* points
 that spill into the neighbouring classes: the easy and the hard samples of the paper.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .checks import check_number, check_ratio
-from .tiers import get_tier
+from ..checks import check_number, check_ratio
+from ..tiers import get_tier
 
 # The world in data units: class centres on a circle of radius RADIUS; core points drawn
 # from N(centre, CORE_STD^2 I), wide points from N(centre, WIDE_STD^2 I). Neighbouring

@@ -2,7 +2,7 @@
 
 Notebooks 03-06 read the committed result files of each scale through this module:
 
-* ``toy``: ``results/toy`` (``python -m sovr_tutorial.toy``, five seeds per method);
+* ``toy``: ``results/toy`` (``python -m sovr_tutorial.lab.toy``, five seeds per method);
 * ``cpu``: ``results/cpu`` (the experiment runner at the ``cpu`` tier);
 * ``small``: ``results/small``, the CIFAR-10 budget search's pick as a named tier (a 6-conv
   CNN on 1,000 images, eps 2/255, 60 epochs); whatever seeds exist when a notebook runs.
@@ -22,25 +22,26 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .attacks import pgd
-from .checkpoint import shipped_path
-from .margins import collect_margins
-from .plots import method_color
+from ..attacks import pgd
+from ..checkpoint import shipped_path
+from ..figures.plots import method_color
+from ..margins import collect_margins
+from ..paths import results_dir
+from ..runs import Run, as_run
+from ..sampling import load_data
+from ..tiers import get_tier
+from ..train import trained_model
 from .results import is_collapsed, load_results, run_of
-from .runs import Run, as_run
-from .sampling import load_data
-from .tiers import get_tier
-from .train import trained_model
 from .toy_verdicts import load_toy_runs, toy_claim_verdicts
 from .verdicts import _hist_values, claim_verdicts, n_peaks
 
-RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"
 SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
 
 
-def scale_folders(root=RESULTS_ROOT) -> dict:
-    """{scale: folder or None}: the folders this module reads under ``root``."""
-    root = Path(root)
+def scale_folders(root=None) -> dict:
+    """{scale: folder or None}: the folders this module reads under ``root`` (default
+    :func:`sovr_tutorial.paths.results_dir`)."""
+    root = Path(root) if root is not None else results_dir()
     return {"toy": root / "toy" if (root / "toy").is_dir() else None,
             "cpu": root / "cpu" if (root / "cpu").is_dir() else None,
             "small": root / "small" if any((root / "small").glob("*.json")) else None}
@@ -116,7 +117,7 @@ def _values(result: dict) -> np.ndarray:
     return np.asarray(m["values"], float) if "values" in m else _hist_values(m)
 
 
-def scale_margins(root=RESULTS_ROOT, slugs=SHOWN) -> dict:
+def scale_margins(root=None, slugs=SHOWN) -> dict:
     """{scale: {slug: [result, ...]}} of the runs in ``slugs`` found at each scale (missing
     scales and methods are simply absent; runs collapsed to chance level are left out)."""
     out = {}
@@ -146,7 +147,7 @@ def _title(scale: str, runs: dict, folder) -> str:
     return f"{scale} tier ({what})"
 
 
-def plot_scale_margins(root=RESULTS_ROOT, slugs=SHOWN):
+def plot_scale_margins(root=None, slugs=SHOWN):
     """Adversarial training margins per scale (one panel each), every method's margins
     pooled over its seeds, as densities on the panel's bins. Returns the Figure."""
     margins, folders = scale_margins(root, slugs), scale_folders(root)
@@ -178,9 +179,9 @@ def plot_scale_margins(root=RESULTS_ROOT, slugs=SHOWN):
     return fig
 
 
-def scale_summary(root=RESULTS_ROOT, slugs=SHOWN) -> str:
+def scale_summary(root=None, slugs=SHOWN) -> str:
     """Markdown table: per scale and method, the seeds, the peaks of the adversarial training
-    margins per seed (:func:`sovr_tutorial.verdicts.n_peaks`) and their q05 / q50 / q95
+    margins per seed (:func:`sovr_tutorial.lab.verdicts.n_peaks`) and their q05 / q50 / q95
     (mean over seeds); a scale without files reads "not run yet"."""
     margins, folders = scale_margins(root, slugs), scale_folders(root)
     lines = ["| scale | folder | run | seeds | peaks per seed | q05 / q50 / q95 (mean over seeds) |",
@@ -202,7 +203,7 @@ def scale_summary(root=RESULTS_ROOT, slugs=SHOWN) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scale_verdicts(root=RESULTS_ROOT, sovr: str | None = None, claims=(1, 2, 3, 4)) -> str:
+def scale_verdicts(root=None, sovr: str | None = None, claims=(1, 2, 3, 4)) -> str:
     """The verdict per claim (of ``claims``) per scale as one markdown table (columns toy,
     cpu, small)."""
     folders = scale_folders(root)

@@ -1,16 +1,18 @@
 """The two tests behind every verdict: an exact McNemar test for two models on the same
 images, and a Student-t interval for seed-paired differences.
 
-Pure functions, no SciPy: the t distribution comes from the regularized incomplete beta
-function (continued fraction, Numerical Recipes' ``betacf``).
+Pure functions over SciPy's kept implementations: the exact binomial test
+(``scipy.stats.binomtest``) and Student's t distribution (``scipy.stats.t``).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy import stats as sps
 
-from .checks import check_number
+from ..checks import check_number
+
 
 def mcnemar_p(b: int, c: int) -> float:
     """Exact two-sided McNemar p-value for ``b`` and ``c`` discordant pairs.
@@ -24,8 +26,8 @@ def mcnemar_p(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
-    return min(1.0, 2.0 * tail / 2.0 ** n)
+    # for p = 1/2 the binomial is symmetric: binomtest's two-sided p is twice the tail
+    return float(sps.binomtest(min(b, c), n, 0.5).pvalue)
 
 
 def mcnemar(correct_a, correct_b) -> dict:
@@ -43,62 +45,17 @@ def mcnemar(correct_a, correct_b) -> dict:
     return {"n": int(a.size), "b": nb, "c": nc, "p": mcnemar_p(nb, nc)}
 
 
-def _betacf(a, b, x):
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                    -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a, b, x):
-    """Regularized incomplete beta I_x(a, b) for a, b > 0 and x in [0, 1]."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
 def t_sf2(t: float, df: float) -> float:
     """Two-sided tail ``P(|T| >= |t|)`` of Student's t with ``df`` degrees of freedom."""
     df = check_number("df", df, low=0.0, low_open=True)
-    return _betainc(df / 2.0, 0.5, df / (df + float(t) ** 2))
+    return float(2.0 * sps.t.sf(abs(float(t)), df))
 
 
 def t_quantile(q: float, df: float) -> float:
-    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (bisection)."""
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom."""
     q = check_number("q", q, low=0.0, high=1.0, low_open=True, high_open=True)
-    if q < 0.5:
-        return -t_quantile(1.0 - q, df)
-    if q == 0.5:
-        return 0.0
-    target = 2.0 * (1.0 - q)           # two-sided tail at the quantile
-    lo, hi = 0.0, 1.0
-    while t_sf2(hi, df) > target:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if t_sf2(mid, df) > target else (lo, mid)
-        if hi - lo <= 1e-13 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    df = check_number("df", df, low=0.0, low_open=True)
+    return float(sps.t.ppf(q, df))
 
 
 def paired_summary(diffs, confidence: float = 0.95) -> dict:

@@ -2,7 +2,7 @@
 
 ``plot_results(out_dir)`` writes every report figure next to the JSONs;
 ``plot_pgd_vs_aa(results)`` is the accuracy-bars figure alone. Reading and grouping the
-files is :mod:`sovr_tutorial.results`; the drawing primitives are :mod:`sovr_tutorial.plots`.
+files is :mod:`sovr_tutorial.lab.results`; the drawing primitives are :mod:`sovr_tutorial.figures.plots`.
 """
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .plots import plot_margin_histograms, plot_training_curves
+from ..figures.plots import plot_margin_histograms, plot_training_curves
+from ..runs import NAMES
 from .results import (collapsed_note, group_runs, is_collapsed, is_result, load_results,
                       one_setting_per_method, pgd_name, setting_line, stored_histograms,
                       summary_row, summed_histogram)
-from .runs import NAMES
 
 
 def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
     """Grouped bars per run: clean, PGD and AutoAttack accuracy (mean ± std over seeds).
 
-    results: result dicts as written by ``sovr_tutorial.experiments`` (fields clean_acc,
+    results: result dicts as written by ``sovr_tutorial.lab.experiments`` (fields clean_acc,
     pgd<steps>_ce_acc, pgd_acc_on_aa_subset, autoattack{robust, label, n}). Clean accuracy is
     on all test images; PGD and AA on the images AutoAttack attacked (the first n), so the
     two bars and the gap above them (PGD - AA) compare the same images.
@@ -32,7 +32,7 @@ def plot_pgd_vs_aa(results: list, *, title: str | None = None, note: str = ""):
         raise ValueError("results is empty: nothing to plot")
     for r in results:
         if not is_result(r):
-            raise ValueError(f"not a result dict of sovr_tutorial.experiments: {str(r)[:80]}")
+            raise ValueError(f"not a result dict of sovr_tutorial.lab.experiments: {str(r)[:80]}")
     groups = group_runs(results)
     labels = [run.label for run in groups]
     rows = [summary_row(rs) for rs in groups.values()]
@@ -101,7 +101,7 @@ def plot_results(out_dir) -> list:
     Writes next to the JSONs: ``margins_<run slug>.png`` (per run: test and training
     samples, clean and PGD, from the stored histograms, summed over seeds),
     ``margins_test_adv_all.png`` and ``margins_train_adv_all.png`` (all methods overlaid,
-    one setting each: see :func:`~sovr_tutorial.results.one_setting_per_method`),
+    one setting each: see :func:`~sovr_tutorial.lab.results.one_setting_per_method`),
     ``margins_{test,train}_adv_<method>_sweep.png`` (a method run at several settings, e.g.
     SOVR's ratios), ``pgd_vs_aa.png`` (bars, mean ± std over seeds) and
     ``training_curves.png`` (held-out curves of the lowest seed of every run). Collapsed
@@ -112,7 +112,7 @@ def plot_results(out_dir) -> list:
     results = [r for r in everything if not is_collapsed(r)]
     if not results:
         raise FileNotFoundError(f"no result JSON files in {out_dir}: run "
-                                "`python -m sovr_tutorial.experiments` first")
+                                "`python -m sovr_tutorial.lab.experiments` first")
     setting = setting_line(results)
     groups = group_runs(results)
     pgd = pgd_name(results[0])

@@ -1,8 +1,8 @@
 """Verdicts on the paper's claims 1-4 from the toy world's result files.
 
-The toy world (``python -m sovr_tutorial.toy``) stores per-seed numbers on 2,048 test
+The toy world (``python -m sovr_tutorial.lab.toy``) stores per-seed numbers on 2,048 test
 points, not per-image bits, so every comparison here is the seed-paired t-test; the
-verdict format, the decision rule and claim 4's loop are :mod:`sovr_tutorial.verdicts`'.
+verdict format, the decision rule and claim 4's loop are :mod:`sovr_tutorial.lab.verdicts`'.
 """
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runs import DEFAULT_SOVR_RATIO, Run
 from .provenance import hardware
-from .runs import DEFAULT_SOVR_RATIO, Run
 from .verdicts import (IMPORTANCE_AWARE, _aa, _compare_seeds, _missing, _seed_text, _stat,
                        claim4)
 
 
 def load_toy_runs(folder) -> dict:
-    """The toy world's result files of ``folder`` (``python -m sovr_tutorial.toy``), by slug
+    """The toy world's result files of ``folder`` (``python -m sovr_tutorial.lab.toy``), by slug
     then seed; the noise control and other JSON files are skipped."""
     runs = {}
     for path in sorted(Path(folder).glob("*.json")):
@@ -46,7 +46,7 @@ def toy_claim_verdicts(folder, sovr: str | None = None) -> dict:
     if runs:
         r0 = next(iter(next(iter(runs.values())).values()))
         env = r0.get("environment", {})
-        source = {"folder": str(folder), "tier": "toy", "by": "sovr_tutorial.toy_verdicts.toy_claim_verdicts",
+        source = {"folder": str(folder), "tier": "toy", "by": "sovr_tutorial.lab.toy_verdicts.toy_claim_verdicts",
                   "data": "toy world (sovr_tutorial.toy), 2,048 test points",
                   "hardware": hardware(env),
                   "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "

@@ -12,13 +12,14 @@ import html
 
 import torch
 
-from .attacks import attack_dataset, eval_mode
-from .checks import check_eps, check_labels, check_number, check_steps
-from .data import CLASSES
-from .devices import model_device
-from .evaluate import predictions
-from .explorer_plots import eps_text
-from .image_plots import show_adversarial_examples
+from ..attacks import attack_dataset
+from ..checks import check_eps, check_labels, check_number, check_steps
+from ..data import CLASSES
+from ..devices import model_device
+from ..evaluate import predictions
+from ..models import eval_mode
+from .explorer import eps_text
+from .images import show_adversarial_examples
 from .widget_parts import cached, check_model, error_html, figure_png, float_images, slider_box
 
 

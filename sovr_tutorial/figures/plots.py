@@ -5,11 +5,11 @@ Figures are built with ``matplotlib.figure.Figure`` (not ``pyplot``), so calling
 loop never piles up open windows; in a notebook, put the figure last in a cell (or call
 ``display(fig)``) to show it, and ``fig.savefig(path)`` to keep it.
 
-The adversarial examples themselves are drawn by :mod:`sovr_tutorial.image_plots`; the
+The adversarial examples themselves are drawn by :mod:`sovr_tutorial.figures.images`; the
 figures of a results folder (drawn from the runner's files) are in
-:mod:`sovr_tutorial.report`; the explorers' figures in :mod:`sovr_tutorial.explorer_plots`,
-the toy world's in :mod:`sovr_tutorial.toy_plots` and the margin movie's in
-:mod:`sovr_tutorial.movie_plots`.
+:mod:`sovr_tutorial.lab.report`; the explorers' figures in :mod:`sovr_tutorial.figures.explorer`,
+the toy world's in :mod:`sovr_tutorial.figures.toy` and the margin movie's in
+:mod:`sovr_tutorial.figures.movie`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .runs import NAMES, Run
+from ..runs import NAMES, Run
 
 #: One colour per method, the same in every figure of the course.
 METHOD_COLORS = {

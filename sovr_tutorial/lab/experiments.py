@@ -1,6 +1,6 @@
 """The experiment runner: train, evaluate and measure every (method, seed), resumably.
 
-    python -m sovr_tutorial.experiments --tier cpu --methods at,trades,mart,gairat,sovr --seeds 0
+    python -m sovr_tutorial.lab.experiments --tier cpu --methods at,trades,mart,gairat,sovr --seeds 0
 
 Each run writes ``results/<tier>/<run>.json`` (metrics, margin statistics, histogram
 data, and the tier, seed, data source, hardware, versions and wall time that produced
@@ -20,26 +20,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from . import __version__
-from .attacks import attack_dataset
-from .autoattack import autoattack_eval
-from .checkpoint import save_checkpoint, shipped_path
-from .checks import check_number
-from .devices import pick_device
-from .evaluate import predictions
-from .files import atomic_write_text, sha256_file
-from .margins import collect_margins, margin_histogram, margin_peaks, margin_summary
-from .runs import Run, as_run
-from .sampling import load_data
-from .tiers import TIERS, get_tier, parse_overrides
-from .train import distributed_context, set_seed, train
-
-ROOT = Path(__file__).resolve().parents[1]
-HIST_RANGE = (-10.0, 10.0)
-HIST_BINS = 80
+from .. import __version__
+from ..attacks import attack_dataset
+from ..autoattack import autoattack_eval
+from ..checkpoint import save_checkpoint, shipped_path
+from ..checks import check_number
+from ..devices import pick_device, resolve_precision
+from ..evaluate import predictions
+from ..files import atomic_write_text, sha256_file
+from ..margins import margin_stats
+from ..paths import checkout, results_dir, runs_dir, shipped_dir
+from ..runs import Run, as_run
+from ..sampling import load_data
+from ..tiers import TIERS, get_tier, parse_overrides
+from ..train import distributed_context, set_seed, train
 
 
 def environment() -> dict:
@@ -50,6 +46,8 @@ def environment() -> dict:
            "torch_threads": torch.get_num_threads(),
            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     env["git_commit"] = git_commit()
+    if env["git_commit"] and env["git_commit"].endswith("+dirty"):
+        env["git_diff_sha256"] = git_diff_sha256()
     for name in ("torchvision", "pyautoattack", "autoattack"):
         try:
             env[name] = __import__(name).__version__
@@ -61,35 +59,39 @@ def environment() -> dict:
 def git_commit() -> str | None:
     """The commit of the code that produced a result (``+dirty`` if the tree had changes)."""
     import subprocess
+    root = checkout()
+    if root is None:   # an installed package has no commit
+        return None
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
         return head + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def margin_stats(model, x, y, device) -> dict:
-    """Margins, gradient norms and flip budgets at the inputs ``x`` (clean or already
-    attacked), summarised, with the peaks of the margins' density and the margins."""
-    out = collect_margins(model, x, y, device=device, progress=False)
-    counts, edges = margin_histogram(out["margin"], bins=HIST_BINS, range=HIST_RANGE)
-    fb = out["flip_budget"][np.isfinite(out["flip_budget"])]
-    return {"margin": margin_summary(out["margin"]),
-            "peaks": margin_peaks(out["margin"]),
-            "grad_norm_l1": margin_summary(out["grad_norm"]),
-            "flip_budget": margin_summary(fb) if len(fb) else None,
-            "hist_counts": counts.tolist(), "hist_edges": edges.tolist(),
-            "accuracy": float(out["correct"].mean()),
-            "values": np.round(out["margin"], 3).tolist()}
+def git_diff_sha256() -> str | None:
+    """sha256 of ``git diff HEAD`` (the tracked files' uncommitted changes): which dirty tree
+    made a ``+dirty`` result, so the same diff applied to its commit can be told apart."""
+    import hashlib
+    import subprocess
+    root = checkout()
+    if root is None:
+        return None
+    try:
+        diff = subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff"], cwd=root,
+                              capture_output=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return hashlib.sha256(diff).hexdigest()
 
 
 def _adversarial(model, x, y, tier, seed, loss="ce"):
     """The runner's attack: PGD-``eval_steps`` at the tier's eps and step size."""
     return attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, loss=loss,
-                          seed=seed, alpha=tier.step_size(tier.eval_steps))
+                          seed=seed, alpha=tier.eval_step_size)
 
 
 def _correct(model, x, y) -> torch.Tensor:
@@ -162,7 +164,9 @@ def run_one(run: Run, seed, tier, data, info, out_dir: Path, run_dir: Path, devi
     metrics = evaluate_run(model, ((x_tr, y_tr), (x_te, y_te)), tier, device,
                            run_dir / f"{name}.aa", seed)
     result = {"run": name, "method": run.method, "label": run.label, "options": run.options(),
-              "seed": seed, "tier": dataclasses.asdict(tier), "data": info, "environment": environment(),
+              "seed": seed, "tier": dataclasses.asdict(tier),
+              "precision": resolve_precision(tier.precision, device), "data": info,
+              "environment": environment(),
               "history": history, "train_seconds": train_seconds, **metrics,
               "wall_seconds": time.time() - t0,
               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -194,7 +198,7 @@ def ship_checkpoint(model, path: Path, result: dict) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.experiments",
+    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.lab.experiments",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--tier", default=None, help=f"one of {sorted(TIERS)} (default: "
                    "$SOVR_TUTORIAL_TIER or cpu)")
@@ -276,13 +280,13 @@ def main(argv=None):
     command = " ".join([Path(sys.executable).name, "-m", __name__]
                        + list(sys.argv[1:] if argv is None else argv))
     tier = args.tier
-    out_dir = Path(args.out or ROOT / "results" / default_folder(tier))
+    out_dir = Path(args.out or results_dir() / default_folder(tier))
     if args.plot:
         from .report import plot_results
         for path in plot_results(out_dir):
             print("wrote", path)
         return 0
-    run_dir = Path(args.runs or ROOT / "runs" / default_folder(tier))
+    run_dir = Path(args.runs or runs_dir() / default_folder(tier))
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
@@ -299,7 +303,7 @@ def main(argv=None):
     for seed, run in [(s, r) for s in args.seeds for r in args.methods]:
         res = run_one(run, seed, tier, data, info, out_dir, run_dir, device,
                       progress=not args.no_progress,
-                      ship_dir=ROOT / "data" / "checkpoints" if args.ship else None,
+                      ship_dir=shipped_dir() if args.ship else None,
                       command=command)
         if res is None:
             continue

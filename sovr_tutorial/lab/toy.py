@@ -6,7 +6,7 @@ The points are scaled into [0, 1]^2, so the package's own attacks (L-inf, eps in
 units) work on them unchanged, and the one training loop (:func:`sovr_tutorial.train.fit`)
 trains the MLP of the ``toy`` tier with every method.
 
-    python -m sovr_tutorial.toy --methods at,trades,mart,gairat,sovr --seeds 0,1,2,3,4 --out results/toy
+    python -m sovr_tutorial.lab.toy --methods at,trades,mart,gairat,sovr --seeds 0,1,2,3,4 --out results/toy
 
 writes one JSON per (method, seed): clean accuracy, PGD-20 (CE) accuracy, accuracy under a
 stronger attack on the margin (PGD-50 on the margin loss, 3 restarts) and under AutoAttack
@@ -16,9 +16,9 @@ margin, the decision regions on a grid, and the seconds it took. ``--plot`` draw
 figures from those files. A (method, seed) whose file exists is skipped, so a killed
 command restarted as it was continues where it stopped.
 
-The world itself is :mod:`sovr_tutorial.toy_data` (the points) and
-:mod:`sovr_tutorial.toy_model` (training, measuring and moving a model); the figures are
-:mod:`sovr_tutorial.toy_plots`.
+The world itself is :mod:`sovr_tutorial.toy.world` (the points) and
+:mod:`sovr_tutorial.toy.model` (training, measuring and moving a model); the figures are
+:mod:`sovr_tutorial.figures.toy`.
 """
 from __future__ import annotations
 
@@ -34,25 +34,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .attacks import attack_dataset
-from .checks import check_number
-from .devices import pick_device
-from .experiments import environment
-from .files import atomic_write_text
-from .margins import _margin
-from .runs import as_run
-from .tiers import parse_overrides
-from .toy_data import (CORE_STD, NUM_CLASSES, RADIUS, SCALE, WIDE_FRACTION, WIDE_STD,
+from ..attacks import attack_dataset
+from ..checks import check_number
+from ..devices import pick_device, resolve_precision
+from ..figures import toy as toy_plots
+from ..figures.toy import paired_margin_shift
+from ..files import atomic_write_text
+from ..margins import _margin
+from ..paths import results_dir
+from ..runs import as_run
+from ..tiers import parse_overrides
+from ..toy.model import evaluate_toy, train_toy
+from ..toy.world import (CORE_STD, NUM_CLASSES, RADIUS, SCALE, WIDE_FRACTION, WIDE_STD,
                        eps_in_data_units, make_world, toy_tier)
-from .toy_model import evaluate_toy, train_toy
-from .train import set_seed, train
-
-ROOT = Path(__file__).resolve().parents[1]
-#: where the committed toy results live (the command line's default --out)
-RESULTS_DIR = ROOT / "results" / "toy"
-
+from ..train import set_seed, train
+from .experiments import environment
 
 # --------------------------------------------------------------------------- runs
+
+def results_folder() -> Path:
+    """The toy world's result files: ``results/toy``."""
+    return results_dir() / "toy"
+
 
 def _world_info(tier, seed) -> dict:
     return {"source": "toy world (sovr_tutorial.toy)", "num_classes": NUM_CLASSES,
@@ -78,7 +81,9 @@ def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
     switched = [h["switched"] for h in history if "switched" in h]
     result = {"run": run.name(seed), "method": run.method, "slug": run.slug,
               "label": run.label, "options": run.options(), "seed": seed,
-              "tier": dataclasses.asdict(tier), "data": _world_info(tier, seed),
+              "tier": dataclasses.asdict(tier),
+              "precision": resolve_precision(tier.precision, pick_device(device)),
+              "data": _world_info(tier, seed),
               "seconds": seconds,
               "switched": float(np.mean(switched)) if switched else None,
               **evaluate_toy(model, world, tier, seed, run),
@@ -125,7 +130,7 @@ def run_control(seeds, tier=None, *, out_dir=None, device=None) -> dict:
         model, _ = train("at", x, y, tier=tier, seed=CONTROL_OFFSET + seed,
                          device=pick_device(device), progress=False)
         x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
-                               alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
+                               alpha=tier.eval_step_size, batch_size=len(y))
         with torch.no_grad():
             m = _margin(model(x_adv), y).cpu().numpy().astype(np.float64)
         values[seed] = np.round(m, 3).tolist()
@@ -158,26 +163,6 @@ def results_note(results: list) -> str:
             f"at eps {t['eps']:g} ({eps_in_data_units(t['eps']):g} in data units); seeds "
             f"{', '.join(map(str, seeds))}; {env.get('cpu_count')}-core {env.get('cpu')} CPU, "
             f"{env.get('torch_threads')} torch thread(s), torch {env.get('torch')}")
-
-
-def paired_margin_shift(at_runs: list, runs: list, edges) -> np.ndarray:
-    """A run's adversarial training margins minus AT's on the same points, per bin of AT's.
-
-    Runs pair by seed (same seed: same points, initial weights and batch order). Returns
-    (seeds, bins): the mean shift of the points whose AT margin falls in each bin of
-    ``edges`` (NaN where a bin is empty), one row per seed present in both lists.
-    """
-    at = {r["seed"]: np.asarray(r["margins"]["train_adv"]["values"]) for r in at_runs}
-    edges = np.asarray(edges, dtype=np.float64)
-    rows = []
-    for r in runs:
-        if r["seed"] not in at:
-            continue
-        base, mine = at[r["seed"]], np.asarray(r["margins"]["train_adv"]["values"])
-        which = np.digitize(base, edges) - 1
-        rows.append([float(np.mean(mine[which == b] - base[which == b]))
-                     if (which == b).any() else np.nan for b in range(len(edges) - 1)])
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(edges) - 1)
 
 
 #: the groups of training points section 4 reads: wrong under PGD-20 at AT, right with a
@@ -242,7 +227,6 @@ def plot_toy_results(out_dir) -> list:
     seeds), toy_accuracy.png (clean / PGD / margin attack / AA, mean +- std over seeds),
     toy_switch.png (section 4: where SOVR moves the margins, and OVR's push against CE's).
     """
-    from . import toy_plots
 
     out_dir = Path(out_dir)
     results = load_toy_results(out_dir)
@@ -269,13 +253,13 @@ def plot_toy_results(out_dir) -> list:
 # --------------------------------------------------------------------------- command line
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.toy",
+    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.lab.toy",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--methods", default="at,trades,mart,gairat,sovr",
                    help="comma-separated runs: a method or a SOVR slug: sovr-r0.2 (ratio), "
                    "sovr-t1 (threshold), sovr-b0.4 (boundary) [sovr = sovr-r0.4]")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2,3,4")
-    p.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default: %(default)s)")
+    p.add_argument("--out", default=str(results_folder()), help="results folder (default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the toy tier, e.g. --set epochs=100 "
                    "(use another --out: finished runs are skipped by file name)")

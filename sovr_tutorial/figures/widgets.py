@@ -16,9 +16,9 @@ test can find: ``sovr-threshold-slider``, ``sovr-rule-toggle``, ``sovr-switched-
 ``sovr-threshold-stats``, ``sovr-threshold-figure``, ``sovr-threshold-message``.
 
 
-The eps slider of notebook 01 is in :mod:`sovr_tutorial.eps_widgets`, the toy world's
-explorer and the margin movie's slider in :mod:`sovr_tutorial.toy_widgets`;
-the parts every widget is built from in :mod:`sovr_tutorial.widget_parts`.
+The eps slider of notebook 01 is in :mod:`sovr_tutorial.figures.eps_widgets`, the toy world's
+explorer and the margin movie's slider in :mod:`sovr_tutorial.figures.toy_widgets`;
+the parts every widget is built from in :mod:`sovr_tutorial.figures.widget_parts`.
 """
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ import html
 
 import numpy as np
 
-from .attacks import attack_dataset
-from .checks import check_choice, check_labels, check_steps
-from .explorer_plots import histogram_range, rule_text, threshold_figure
-from .margins import collect_margins, margin_summary
-from .runs import DEFAULT_SOVR_RATIO, Run, check_rule_value
-from .tiers import Tier, as_tier
-from .train import finetune
+from ..attacks import attack_dataset
+from ..checks import check_choice, check_labels, check_steps
+from ..margins import collect_margins, margin_summary
+from ..runs import DEFAULT_SOVR_RATIO, Run, check_rule_value
+from ..tiers import Tier, as_tier, pgd_step_size
+from ..train import finetune
+from .explorer import histogram_range, rule_text, threshold_figure
 from .widget_parts import cached, check_model, error_html, figure_png, float_images
 
 #: the rules on the threshold explorer's toggle (explore_threshold also takes "boundary")
@@ -47,7 +47,7 @@ THRESHOLD_RANGE = (-2.0, 6.0, 0.5, 1.0)
 def _margins_at_pgd(model, x, y, tier: Tier, eval_steps: int, seed: int) -> dict:
     """:func:`~sovr_tutorial.margins.collect_margins` at PGD-``eval_steps`` points."""
     x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=eval_steps, seed=seed,
-                           alpha=tier.step_size(eval_steps), batch_size=256)
+                           alpha=pgd_step_size(tier.eps, eval_steps), batch_size=256)
     return collect_margins(model, x_adv, y, progress=False)
 
 
@@ -111,7 +111,7 @@ def explore_threshold(base_model, x_train, y_train, x_eval, y_eval, *, rule: str
         reference = np.asarray(reference_margins, dtype=np.float64).ravel()
         if reference.size == 0 or not np.isfinite(reference).all():
             raise ValueError("reference_margins must be a non-empty array of finite margins")
-    ft_tier = tier.replace(train_steps=attack_steps, alpha=tier.step_size(attack_steps))
+    ft_tier = tier.replace(train_steps=attack_steps, alpha=pgd_step_size(tier.eps, attack_steps))
     model, log = finetune(base_model, run, x_train, y_train, tier=ft_tier, steps=steps,
                           batch_size=batch_size, lr=lr, seed=seed)
     out = _margins_at_pgd(model, x_eval, y_eval, tier, eval_steps, seed)

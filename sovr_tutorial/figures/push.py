@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .checks import check_number
-from .losses import sovr_select
+from ..checks import check_number
+from ..losses import sovr_select
 
 
 # --------------------------------------------------------------------------- the switch
@@ -177,7 +177,7 @@ def plot_switch_cut(margins: dict, value: float = 0.4, batch_size: int = 128, *,
 def plot_push_and_flow(measured: dict | None = None, *, m0: float = -1.0, weights=(1.0, 2.0),
                        cut: float | None = None, t_max: float = 1e4, title: str | None = None):
     """Left: OVR's push on the margin over CE's against the margin (two-logit formula, and
-    ``measured`` = {label: :func:`sovr_tutorial.toy_model.push_curve` dict} on a model's logits).
+    ``measured`` = {label: :func:`sovr_tutorial.toy.model.push_curve` dict} on a model's logits).
     Right: margin against gradient-flow time (log scale) of CE at each weight and of OVR,
     started at ``m0``, with the crossings of :func:`flow_crossing` marked. ``cut``: a margin to
     mark on the left (where the ratio rule switches). Returns the Figure."""

@@ -1,4 +1,4 @@
-"""A model in the toy world (the points are :mod:`sovr_tutorial.toy_data`): training it
+"""A model in the toy world (the points are :mod:`sovr_tutorial.toy.world`): training it
 (:func:`train_toy`), measuring it (:func:`evaluate_toy`: accuracies under PGD-20, the margin
 attack and AutoAttack, margins, the push of CE and OVR, decision regions) and the explorer's
 move of notebook 04 (:func:`toy_move`: fine-tune a copy of an AT model with SOVR at one
@@ -11,16 +11,16 @@ import time
 import numpy as np
 import torch
 
-from .attacks import attack_dataset
-from .autoattack import autoattack_eval
-from .devices import model_device, pick_device
-from .evaluate import pgd_accuracy, predictions
-from .experiments import margin_stats
-from .losses import sovr_select
-from .margins import _margin, margin_summary
-from .runs import Run, as_run
-from .train import finetune, train
-from .toy_data import REGION_GRID, make_world, region_grid, toy_tier
+from ..attacks import attack_dataset
+from ..autoattack import autoattack_eval
+from ..devices import model_device, pick_device
+from ..evaluate import pgd_accuracy, predictions
+from ..losses import sovr_select
+from ..margins import _margin, margin_stats, margin_summary
+from ..runs import Run, as_run
+from ..tiers import pgd_step_size
+from ..train import finetune, train
+from .world import REGION_GRID, make_world, region_grid, toy_tier
 
 # The stronger attack on the margin: PGD on z_y - max_k z_k with more steps and restarts;
 # a point counts as broken if any restart breaks it.
@@ -151,7 +151,7 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
 
     def pgd20(x, y):
         return attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
-                              alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
+                              alpha=tier.eval_step_size, batch_size=len(y))
 
     x_te_adv, x_tr_adv = pgd20(x_te, y_te), pgd20(x_tr, y_tr)
     margins = {"train_adv": margin_stats(model, x_tr_adv, y_tr, device),
@@ -164,7 +164,7 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
         margins[key]["values"] = np.round(np.asarray(margins[key]["values"], np.float64),
                                           3).tolist()
     margin_acc = pgd_accuracy(model, x_te, y_te, eps=tier.eps, steps=MARGIN_ATTACK_STEPS,
-                              alpha=tier.step_size(MARGIN_ATTACK_STEPS),
+                              alpha=pgd_step_size(tier.eps, MARGIN_ATTACK_STEPS),
                               restarts=MARGIN_ATTACK_RESTARTS, loss="margin", seed=seed,
                               batch_size=len(y_te))
     with torch.no_grad():
@@ -227,7 +227,7 @@ def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1) ->
     margin, ``restarts`` restarts) and the decision regions.
     """
     x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
-                           alpha=tier.step_size(tier.eval_steps), batch_size=len(y))
+                           alpha=tier.eval_step_size, batch_size=len(y))
     with torch.no_grad():
         m = _margin(model(x_adv), y).cpu().numpy()
     summary = margin_summary(m)
@@ -237,7 +237,7 @@ def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1) ->
             "clean_acc": clean_ok.float().mean().item(),
             "margin_attack_acc": pgd_accuracy(
                 model, x, y, eps=tier.eps, steps=MARGIN_ATTACK_STEPS,
-                alpha=tier.step_size(MARGIN_ATTACK_STEPS), restarts=restarts, loss="margin",
+                alpha=pgd_step_size(tier.eps, MARGIN_ATTACK_STEPS), restarts=restarts, loss="margin",
                 seed=seed, batch_size=len(y)),
             "regions": decision_regions(model), "grid": REGION_GRID}
 
@@ -258,7 +258,7 @@ def toy_move(base_model, world, *, rule: str = "ratio", value: float = 0.4, tier
     run = Run("sovr", rule=rule, value=value)
     t0 = time.perf_counter()
     (x_tr, y_tr, _), (x_te, y_te, _) = world
-    ft_tier = tier.replace(train_steps=attack_steps, alpha=tier.step_size(attack_steps))
+    ft_tier = tier.replace(train_steps=attack_steps, alpha=pgd_step_size(tier.eps, attack_steps))
     model, log = finetune(base_model, run, x_tr, y_tr, tier=ft_tier, steps=steps,
                           batch_size=batch_size, lr=lr, seed=seed)
     out = measure_toy_model(model, x_te[:EXPLORER_HELDOUT], y_te[:EXPLORER_HELDOUT],

@@ -1,9 +1,9 @@
-"""The toy world's figures (the world is :mod:`sovr_tutorial.toy_data`, its runs
-:mod:`sovr_tutorial.toy`): decision regions with the points' eps-boxes, margin histograms
+"""The toy world's figures (the world is :mod:`sovr_tutorial.toy.world`, its runs
+:mod:`sovr_tutorial.lab.toy`): decision regions with the points' eps-boxes, margin histograms
 per method, accuracies, the switch figure of section 4, the summary table and the toy
 explorer's picture of one move.
 
-Like :mod:`sovr_tutorial.plots`: pure functions that take results and return a Figure.
+Like :mod:`sovr_tutorial.figures.plots`: pure functions that take results and return a Figure.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..runs import DEFAULT_SOVR_RATIO, Run
 from .plots import _hist, _to_numpy, method_color
-from .runs import DEFAULT_SOVR_RATIO, Run
 
 #: Bins of the toy world's margin histograms (logits): the same for every method and seed;
 #: the two edge bins also hold everything beyond them (hatched and labelled, see _hist).
@@ -22,6 +22,26 @@ TOY_BINS = np.linspace(-6.0, 6.0, 49)
 #: Margins are coloured up to this size (red < 0 = wrong, blue > 0 = right).
 TOY_MARGIN_LIMIT = 4.0
 _TOY_CLASS_COLORS = ("#fbb4ae", "#b3cde3", "#ccebc5", "#decbe4", "#fed9a6", "#ffffcc")
+
+
+def paired_margin_shift(at_runs: list, runs: list, edges) -> np.ndarray:
+    """A run's adversarial training margins minus AT's on the same points, per bin of AT's.
+
+    Runs pair by seed (same seed: same points, initial weights and batch order). Returns
+    (seeds, bins): the mean shift of the points whose AT margin falls in each bin of
+    ``edges`` (NaN where a bin is empty), one row per seed present in both lists.
+    """
+    at = {r["seed"]: np.asarray(r["margins"]["train_adv"]["values"]) for r in at_runs}
+    edges = np.asarray(edges, dtype=np.float64)
+    rows = []
+    for r in runs:
+        if r["seed"] not in at:
+            continue
+        base, mine = at[r["seed"]], np.asarray(r["margins"]["train_adv"]["values"])
+        which = np.digitize(base, edges) - 1
+        rows.append([float(np.mean(mine[which == b] - base[which == b]))
+                     if (which == b).any() else np.nan for b in range(len(edges) - 1)])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(edges) - 1)
 
 
 def _toy_runs(results: list) -> dict:
@@ -269,14 +289,13 @@ def plot_toy_switch(results: list, control: dict | None = None):
     Left: for each SOVR variant, its adversarial training margin minus AT's on the same
     point (same seed: same data, initial weights and batch order), averaged within bins of
     AT's margin; mean ± std over seeds. Middle: OVR's push on the margin over CE's
-    (:func:`sovr_tutorial.toy_model.margin_push`, medians per margin bin of AT's adversarial
+    (:func:`sovr_tutorial.toy.model.margin_push`, medians per margin bin of AT's adversarial
     training logits, each seed a line) against the two-logit formula
     sigmoid(-m/2) / sigmoid(-m), with the margins below which the ratio rule switches.
     Right: training-margin q10 / q50 / q90 per run (mean ± std over seeds). ``control``
-    (:func:`sovr_tutorial.toy.run_control`): AT retrained with another initialisation,
+    (:func:`sovr_tutorial.lab.toy.run_control`): AT retrained with another initialisation,
     drawn on the left as the size of chance differences.
     """
-    from .toy import paired_margin_shift   # toy imports the package's training code
 
     groups = _toy_runs(results)
     if "at" not in groups:
@@ -355,11 +374,11 @@ def plot_toy_switch(results: list, control: dict | None = None):
 
 def plot_toy_explorer(reference: dict, info: dict, x, *, eps: float, bins=TOY_BINS,
                       title: str | None = None):
-    """The toy explorer's picture of one move (:func:`sovr_tutorial.toy_model.toy_move`).
+    """The toy explorer's picture of one move (:func:`sovr_tutorial.toy.model.toy_move`).
 
     Left: the fine-tuned model's decision regions with the held-out points' eps-boxes
     coloured by their adversarial margins; middle: held-out margin histograms of AT
-    (``reference``, from :func:`sovr_tutorial.toy_model.measure_toy_model`) and of SOVR on the
+    (``reference``, from :func:`sovr_tutorial.toy.model.measure_toy_model`) and of SOVR on the
     same bins (fraction of points; hatched edge bins hold the overflow); right: accuracy
     under PGD-20 and under the margin attack, AT against SOVR. x: (N, 2) held-out points.
     """

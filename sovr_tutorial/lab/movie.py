@@ -7,18 +7,9 @@ bins ``train.MOVIE_RANGE`` / ``train.MOVIE_BINS`` (values beyond the range are c
 the edge bins). This module turns those records into *frames* and makes a movie of the toy
 world, where every method trains in seconds.
 
-Frames are a JSON-ready dict::
+The frames' format and what is read from them are :mod:`sovr_tutorial.figures.frames`.
 
-    {"format": "sovr-margin-movie/1", "range": [-10, 10], "bins": 80, "edges": [81 floats],
-     "tier": {...}, "seed": 0, "data": "...", "environment": {...},
-     "runs": [{"run": "at-s0", "slug": "at", "label": "AT", "method": "at", "seed": 0,
-               "n_train": N, "n_heldout": N, "epochs": [1, ..., E], "lr": [...],
-               "train": [[80 counts] per epoch], "heldout": [[80 counts] per epoch],
-               "pgd_acc": [...], "train_slice_pgd_acc": [...],
-               # toy movie only, from the raw margins of the training slice:
-               "train_peaks": [[peak positions] per epoch], "train_quantiles": [{...}]}]}
-
-    python -m sovr_tutorial.movie --runs at,gairat,sovr-r0.4,mart --seeds 0 --plot
+    python -m sovr_tutorial.lab.movie --runs at,gairat,sovr-r0.4,mart --seeds 0 --plot
 
 trains each run in the toy world (seed by seed, a finished run is read back from its file)
 and writes ``results/toy-movie/frames-s<seed>.json`` and, with ``--plot``, the static
@@ -38,20 +29,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .attacks import attack_dataset
-from .checks import check_number
-from .devices import model_device
+from ..attacks import attack_dataset
+from ..checks import check_number
+from ..devices import model_device
+from ..figures.frames import (common_epochs, epoch_index, frames_from_history,
+                              key_epochs, load_frames, make_frames, peak_counts, pick_epochs,
+                              save_frames)
+from ..margins import logit_margin, margin_peaks, margin_summary
+from ..paths import results_dir
+from ..runs import as_run
+from ..tiers import get_tier
+from ..train import train
 from .experiments import environment
-from .files import atomic_write_text
-from .margins import logit_margin, margin_peaks, margin_summary
 from .results import run_of
-from .runs import as_run
-from .tiers import get_tier
-from .train import MOVIE_BINS, MOVIE_RANGE, train
 
-ROOT = Path(__file__).resolve().parents[1]
-MOVIE_DIR = ROOT / "results" / "toy-movie"
-FORMAT = "sovr-margin-movie/1"
 #: the runs of the toy movie, in the order of the figure's rows
 DEFAULT_RUNS = ("at", "gairat", "sovr-r0.4", "mart")
 #: held-out points of the toy movie: the whole test set of the world (2,048 points), so the
@@ -66,44 +57,6 @@ _QUANTILES = ("q10", "q25", "q50", "q75", "q90", "frac_negative", "frac_small")
 
 # --------------------------------------------------------------------------- frames
 
-def movie_edges() -> list:
-    """The MOVIE_BINS + 1 bin edges of every frame (the same for all epochs and methods)."""
-    return np.linspace(*MOVIE_RANGE, MOVIE_BINS + 1).tolist()
-
-
-def frames_from_history(history: list, *, run, seed: int) -> dict:
-    """One run's entry of a frames dict, from the history ``fit`` returned (or stored in a
-    result file or checkpoint). Epochs without frames (fit got no ``x_val``) are skipped;
-    a history without any raises ValueError."""
-    run = as_run(run)
-    rows = [h for h in history if "hist_train_adv" in h and "hist_heldout_adv" in h]
-    if not rows:
-        raise ValueError(f"{run.name(seed)}: the history has no margin frames (fit records "
-                         "them only when it is given x_val)")
-    for h in rows:
-        for key in ("hist_train_adv", "hist_heldout_adv"):
-            if len(h[key]) != MOVIE_BINS:
-                raise ValueError(f"{run.name(seed)}, epoch {h['epoch']}: {key} has "
-                                 f"{len(h[key])} bins, expected {MOVIE_BINS}")
-    return {"run": run.name(seed), "slug": run.slug, "label": run.label,
-            "method": run.method, "seed": seed,
-            "n_train": int(sum(rows[0]["hist_train_adv"])),
-            "n_heldout": int(sum(rows[0]["hist_heldout_adv"])),
-            "epochs": [int(h["epoch"]) for h in rows],
-            "lr": [h.get("lr") for h in rows],
-            "train": [list(map(int, h["hist_train_adv"])) for h in rows],
-            "heldout": [list(map(int, h["hist_heldout_adv"])) for h in rows],
-            "pgd_acc": [h.get("pgd_acc") for h in rows],
-            "train_slice_pgd_acc": [h.get("train_slice_pgd_acc") for h in rows]}
-
-
-def make_frames(runs: list, **meta) -> dict:
-    """A frames dict of the run entries ``runs`` (from :func:`frames_from_history`);
-    ``meta`` (tier, seed, data, environment, command ...) is stored beside them."""
-    return {"format": FORMAT, "range": list(MOVIE_RANGE), "bins": MOVIE_BINS,
-            "edges": movie_edges(), **meta, "runs": list(runs)}
-
-
 def frames_from_results(paths) -> dict:
     """Frames of the runner's result files (JSON with ``history``), in the given order."""
     results = [json.loads(Path(p).read_text()) for p in paths]
@@ -115,109 +68,6 @@ def frames_from_results(paths) -> dict:
                        sources=[str(p) for p in paths])
 
 
-def check_frames(frames: dict) -> dict:
-    """Raise ValueError unless ``frames`` is a frames dict whose every frame has the
-    movie's bins and sums to its slice size; returns it."""
-    if not isinstance(frames, dict) or frames.get("format") != FORMAT:
-        raise ValueError(f"not a margin-movie frames dict (format {FORMAT!r})")
-    if frames["bins"] != MOVIE_BINS or list(frames["range"]) != list(MOVIE_RANGE) or \
-            not np.allclose(frames["edges"], movie_edges()):
-        raise ValueError(f"frames on other bins than {MOVIE_BINS} over {MOVIE_RANGE}")
-    if not frames["runs"]:
-        raise ValueError("frames without runs")
-    for r in frames["runs"]:
-        for key, n in (("train", r["n_train"]), ("heldout", r["n_heldout"])):
-            if len(r[key]) != len(r["epochs"]):
-                raise ValueError(f"{r['run']}: {len(r[key])} {key} frames for "
-                                 f"{len(r['epochs'])} epochs")
-            for epoch, counts in zip(r["epochs"], r[key]):
-                if len(counts) != MOVIE_BINS or sum(counts) != n:
-                    raise ValueError(f"{r['run']}, epoch {epoch}: the {key} frame has "
-                                     f"{len(counts)} bins summing to {sum(counts)}, "
-                                     f"expected {MOVIE_BINS} summing to {n}")
-    return frames
-
-
-def save_frames(frames: dict, path) -> Path:
-    """Write ``frames`` (checked) as JSON, atomically; returns the path."""
-    path = Path(path)
-    atomic_write_text(path, json.dumps(check_frames(frames), separators=(",", ":")))
-    return path
-
-
-def load_frames(path) -> dict:
-    """The frames dict of a file :func:`save_frames` wrote (checked)."""
-    return check_frames(json.loads(Path(path).read_text()))
-
-
-def epoch_index(run_frames: dict, epoch: int) -> int:
-    """Position of ``epoch`` (1-based, as recorded) in a run's frames; KeyError if absent."""
-    try:
-        return run_frames["epochs"].index(int(epoch))
-    except ValueError:
-        raise KeyError(f"{run_frames['run']} has no frame of epoch {epoch} (it has "
-                       f"{run_frames['epochs'][0]}..{run_frames['epochs'][-1]})") from None
-
-
-def common_epochs(frames: dict) -> list:
-    """The epochs every run of ``frames`` has a frame of, ascending."""
-    common = set(frames["runs"][0]["epochs"])
-    for r in frames["runs"][1:]:
-        common &= set(r["epochs"])
-    return sorted(common)
-
-
-def key_epochs(frames: dict) -> dict:
-    """Epochs where training changes, read from the frames: {what: first epoch of it}.
-
-    "lr x0.1 from": each epoch whose learning rate is lower than the one before;
-    "GAIRAT re-weights from": the first epoch after the tier's ``gairat_burn_in`` (only if
-    a GAIRAT run is in the frames and the burn-in ends inside them).
-    """
-    out = {}
-    r = frames["runs"][0]
-    drops = [e for e, lr0, lr1 in zip(r["epochs"][1:], r["lr"], r["lr"][1:])
-             if lr0 is not None and lr1 is not None and lr1 < lr0]
-    for i, e in enumerate(drops):
-        out[f"lr x{0.1 ** (i + 1):g} from"] = e
-    burn_in = int((frames.get("tier") or {}).get("gairat_burn_in") or 0)
-    if burn_in and any(r["method"] == "gairat" and burn_in + 1 in r["epochs"]
-                       for r in frames["runs"]):
-        out["GAIRAT re-weights from"] = burn_in + 1
-    return out
-
-
-def pick_epochs(epochs, n: int = 5, include=()) -> list:
-    """``n`` epochs spread evenly over ``epochs`` (first and last included), plus the ones
-    in ``include`` that are among them; sorted, without repeats."""
-    epochs = sorted(int(e) for e in epochs)
-    if not epochs:
-        raise ValueError("pick_epochs: no epochs to pick from")
-    n = check_number("n", n, low=1, integer=True)
-    idx = np.unique(np.round(np.linspace(0, len(epochs) - 1, min(n, len(epochs)))).astype(int))
-    picked = {epochs[i] for i in idx} | (set(int(e) for e in include) & set(epochs))
-    return sorted(picked)
-
-
-def histogram_peaks(counts, edges) -> list:
-    """:func:`sovr_tutorial.margins.margin_peaks` of a frame: each sample placed at its bin's
-    centre (the edge bins' overflow too). For frames without raw values (the runner's);
-    the bins are 0.25 wide, finer than the density's bandwidth at a few hundred samples."""
-    counts = np.asarray(counts, dtype=int)
-    centres = (np.asarray(edges[:-1], float) + np.asarray(edges[1:], float)) / 2
-    return margin_peaks(np.repeat(centres, counts))
-
-
-def peak_counts(run_frames: dict, key: str = "train") -> list:
-    """Number of peaks per epoch: of the raw margins where the frames keep them
-    (``train_peaks``, the toy movie), else of the histograms (:func:`histogram_peaks`)."""
-    raw = run_frames.get(f"{key}_peaks")
-    if raw is not None:
-        return [len(p) for p in raw]
-    edges = movie_edges()
-    return [len(histogram_peaks(c, edges)) for c in run_frames[key]]
-
-
 # --------------------------------------------------------------------------- toy movie
 
 def _slice_margins(model, x, y, tier, seed: int) -> np.ndarray:
@@ -225,7 +75,7 @@ def _slice_margins(model, x, y, tier, seed: int) -> np.ndarray:
     tier's eps and step size, random starts under ``seed`` (attack_dataset's batches)."""
     steps = tier.train_steps
     x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=steps, seed=seed,
-                           alpha=tier.step_size(steps))
+                           alpha=tier.alpha)
     with torch.no_grad():
         return logit_margin(model(x_adv).float(), y).cpu().numpy()
 
@@ -235,12 +85,12 @@ def toy_movie_run(run, seed: int = 0, *, tier=None, n_heldout: int = TOY_HELDOUT
     """Train ``run`` in the toy world of ``seed`` with frames recorded every epoch.
 
     The held-out points are the first ``n_heldout`` test points of
-    :func:`sovr_tutorial.toy_data.make_world`, the training slice the first ``n_heldout``
+    :func:`sovr_tutorial.toy.world.make_world`, the training slice the first ``n_heldout``
     training points. Besides fit's histograms, each epoch keeps the peaks and quantiles
     of the training slice's *raw* adversarial margins (``train_peaks``,
     ``train_quantiles``; the same attack as the histograms). Returns the run's entry.
     """
-    from .toy_data import make_world
+    from ..toy.world import make_world
 
     run = as_run(run)
     tier = get_tier("toy") if tier is None else tier
@@ -298,9 +148,14 @@ def toy_movie(runs=DEFAULT_RUNS, seed: int = 0, *, tier=None, n_heldout: int = T
     return frames
 
 
-def frames_path(seed: int, folder=MOVIE_DIR) -> Path:
-    """``results/toy-movie/frames-s<seed>.json``."""
-    return Path(folder) / f"frames-s{seed}.json"
+def movie_folder() -> Path:
+    """The toy movie's folder: ``results/toy-movie``."""
+    return results_dir() / "toy-movie"
+
+
+def frames_path(seed: int, folder=None) -> Path:
+    """``<folder or results/toy-movie>/frames-s<seed>.json``."""
+    return Path(folder or movie_folder()) / f"frames-s{seed}.json"
 
 
 # --------------------------------------------------------------------------- summary
@@ -332,11 +187,11 @@ def movie_summary(frames: dict) -> list:
 # --------------------------------------------------------------------------- command line
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.movie",
+    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.lab.movie",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="comma-separated run slugs")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
-    p.add_argument("--out", default=str(MOVIE_DIR), help="folder of the frames and figures")
+    p.add_argument("--out", default=str(movie_folder()), help="folder of the frames and figures")
     p.add_argument("--n-heldout", type=int, default=TOY_HELDOUT)
     p.add_argument("--device", default=None)
     p.add_argument("--plot", action="store_true", help="draw the static figure(s)")
@@ -346,8 +201,8 @@ def parse_args(argv=None):
 
 
 def save_movie_figure(frames: dict, path, epochs=None) -> Path:
-    """Draw :func:`sovr_tutorial.movie_plots.plot_margin_movie` of ``frames`` into ``path``."""
-    from .movie_plots import plot_margin_movie
+    """Draw :func:`sovr_tutorial.figures.movie.plot_margin_movie` of ``frames`` into ``path``."""
+    from ..figures.movie import plot_margin_movie
 
     fig = plot_margin_movie(frames, epochs=epochs)
     fig.savefig(path, dpi=80, bbox_inches="tight")

@@ -1,26 +1,26 @@
 """The toy world's widgets: the toy explorer (notebook 04) and the margin movie's epoch
 slider (notebook 03).
 
-:class:`ToyExplorer` is the threshold explorer (:class:`sovr_tutorial.widgets.ThresholdExplorer`)
-in the toy world: its move is :func:`sovr_tutorial.toy_model.toy_move`, its figure
-:func:`sovr_tutorial.toy_plots.plot_toy_explorer`; its parts carry ``sovr-toy-rule``,
+:class:`ToyExplorer` is the threshold explorer (:class:`sovr_tutorial.figures.widgets.ThresholdExplorer`)
+in the toy world: its move is :func:`sovr_tutorial.toy.model.toy_move`, its figure
+:func:`sovr_tutorial.figures.toy.plot_toy_explorer`; its parts carry ``sovr-toy-rule``,
 ``sovr-toy-slider``, ``sovr-toy-label``, ``sovr-toy-stats``, ``sovr-toy-figure``,
 ``sovr-toy-message``. :class:`MarginMovie` (:func:`margin_movie`) steps through the recorded
-epochs of a margin movie (:mod:`sovr_tutorial.movie`), drawn by
-:func:`sovr_tutorial.movie_plots.plot_margin_frame`.
+epochs of a margin movie (:mod:`sovr_tutorial.lab.movie`), drawn by
+:func:`sovr_tutorial.figures.movie.plot_margin_frame`.
 """
 from __future__ import annotations
 
 import html
 
-from .checks import check_choice
-from .movie import check_frames, common_epochs, epoch_index, peak_counts
-from .movie_plots import plot_margin_frame
-from .runs import DEFAULT_SOVR_RATIO, check_rule_value
-from .tiers import as_tier
-from .toy_plots import plot_toy_explorer
-from .toy_data import toy_tier
-from .toy_model import EXPLORER_HELDOUT, measure_toy_model, toy_move
+from ..checks import check_choice
+from ..runs import DEFAULT_SOVR_RATIO, check_rule_value
+from ..tiers import as_tier
+from ..toy.model import EXPLORER_HELDOUT, measure_toy_model, toy_move
+from ..toy.world import toy_tier
+from .frames import check_frames, common_epochs, epoch_index, peak_counts
+from .movie import plot_margin_frame
+from .toy import plot_toy_explorer
 from .widget_parts import cached, check_model, error_html, figure_png, slider_box
 from .widgets import ThresholdExplorer
 
@@ -29,9 +29,9 @@ from .widgets import ThresholdExplorer
 
 class ToyExplorer(ThresholdExplorer):
     """The toy world's SOVR explorer (notebook 04's main widget): the switching rule (ratio /
-    threshold / boundary) and its value, wired to :func:`sovr_tutorial.toy_model.toy_move` (fine-
+    threshold / boundary) and its value, wired to :func:`sovr_tutorial.toy.model.toy_move` (fine-
     tune a copy of the AT model ``base_model`` in ``world``, from ``toy_data.make_world``) and
-    drawn by :func:`sovr_tutorial.toy_plots.plot_toy_explorer` next to AT's measures on the same
+    drawn by :func:`sovr_tutorial.figures.toy.plot_toy_explorer` next to AT's measures on the same
     held-out points (measured once, here).
 
     The parts are the threshold explorer's (``rule_buttons``, ``slider``, ``label``
@@ -88,10 +88,10 @@ class ToyExplorer(ThresholdExplorer):
 
 class MarginMovie:
     """The margin movie's epoch slider (notebook 03): an IntSlider over the recorded epochs
-    wired to :func:`sovr_tutorial.movie_plots.plot_margin_frame` (each run's training-slice and
+    wired to :func:`sovr_tutorial.figures.movie.plot_margin_frame` (each run's training-slice and
     held-out margin histograms at that epoch, side by side, on the movie's fixed bins).
 
-    frames: a frames dict (:func:`sovr_tutorial.movie.load_frames`). ``movie.widget`` is
+    frames: a frames dict (:func:`sovr_tutorial.lab.movie.load_frames`). ``movie.widget`` is
     the VBox to display. Parts: ``slider`` (``continuous_update=False``), ``label`` (the
     epoch, and per run its peak count and training-slice PGD accuracy), ``message``
     (errors) and ``figure`` (PNG bytes); CSS classes ``sovr-movie-slider``,

@@ -1,9 +1,9 @@
-"""The figures of the SOVR explorers (their widgets are in :mod:`sovr_tutorial.widgets`):
+"""The figures of the SOVR explorers (their widgets are in :mod:`sovr_tutorial.figures.widgets`):
 one fine-tuned model's adversarial-margin histogram next to a reference
-(:func:`threshold_figure`, what :func:`sovr_tutorial.widgets.explore_threshold` draws), a
+(:func:`threshold_figure`, what :func:`sovr_tutorial.figures.widgets.explore_threshold` draws), a
 row of them (:func:`compare_thresholds`), and the words and ranges they share.
 
-Like :mod:`sovr_tutorial.plots`: pure functions that take data and return a Figure.
+Like :mod:`sovr_tutorial.figures.plots`: pure functions that take data and return a Figure.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def histogram_range(*margin_sets, pad: float = 0.5):
 
 def threshold_figure(info, reference, *, reference_label, tier, data_label, eval_label,
                      seed, eval_steps, hist_range):
-    """The threshold explorer's picture of one :func:`~sovr_tutorial.widgets.explore_threshold`
+    """The threshold explorer's picture of one :func:`~sovr_tutorial.figures.widgets.explore_threshold`
     result: adversarial-margin histogram (next to ``reference``) and the fraction switched
     to OVR per fine-tuning step."""
     margins = np.asarray(info["margins"])

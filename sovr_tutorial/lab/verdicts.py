@@ -10,9 +10,9 @@ Two comparisons a reviewer accepts, both for two runs evaluated on the *same* te
   order): their mean, standard deviation and a Student-t interval (``stats.paired_summary``).
 
 ``claim_verdicts(folder)`` is the one function that turns a results folder into verdicts;
-``README.md``, ``results/README.md`` and notebook 06 all print its output, refreshed by
+``results/README.md`` and notebook 06 both print its output, refreshed by
 
-    python -m sovr_tutorial.verdicts results/cpu --write results/README.md README.md
+    python -m sovr_tutorial.lab.verdicts results/cpu --write results/README.md
 
 which replaces the text between the markers ``<!-- verdicts cpu:begin -->`` and
 ``<!-- verdicts cpu:end -->`` of each file (the folder's name: one file can hold the verdicts
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_between
+from ..files import write_between
 
-from .margins import kde_bandwidth, margin_peaks
+from ..margins import kde_bandwidth, margin_peaks
 from .provenance import hardware
 from .results import is_collapsed, load_results, pgd_key, run_of
-from .runs import DEFAULT_SOVR_RATIO, Run
+from ..runs import DEFAULT_SOVR_RATIO, Run
 from .stats import mcnemar, mcnemar_p, paired_summary
 
 #: two-sided significance level of every verdict
@@ -324,7 +324,7 @@ def verdicts_markdown(result: dict) -> str:
     src = result["source"]
     lines = []
     if src:
-        lines.append(f"Verdicts computed by `{src.get('by', 'sovr_tutorial.verdicts.claim_verdicts')}` from the "
+        lines.append(f"Verdicts computed by `{src.get('by', 'sovr_tutorial.lab.verdicts.claim_verdicts')}` from the "
                      f"{src['files']} result files in `{src['folder']}` ({src['tier']} tier, "
                      f"{src['data']}, {src['hardware']}, {src['autoattack']}). A verdict "
                      f"needs a difference detectable at the {ALPHA:g} level: the exact McNemar "
@@ -354,7 +354,7 @@ def write_block(path, block: str, folder="results/cpu") -> bool:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.verdicts",
+    p = argparse.ArgumentParser(prog="python -m sovr_tutorial.lab.verdicts",
                                 description="Verdicts on the paper's claims from a results folder.")
     p.add_argument("folder", help="a results folder, e.g. results/cpu")
     p.add_argument("--sovr", default=None, help="slug of the SOVR runs (default sovr-r0.4)")
