@@ -33,6 +33,7 @@ Prints one line per notebook: how many solution regions and hidden-test regions 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -74,6 +75,33 @@ class ShowExercises(Preprocessor):
         return cell, resources
 
 
+#: What the course's prose says about the solutions, and what a student copy says instead:
+#: there the solution cells are stubs that raise NotImplementedError, not collapsed answers.
+STUDENT_PROSE = (
+    (re.compile(r"The cell after (?:the|this) statement holds a solution,\s+collapsed\s+\(expand"
+                r"\s+it\s+only\s+after\s+trying;\s+`make student`\s+writes\s+copies\s+(?:of\s+the"
+                r"\s+notebooks\s+)?without\s+solutions\)[.;]\s+[Ww]rite\s+your\s+own\s+version\s+in"
+                r"\s+a\s+new\s+cell(?:\s+below\s+it)?,"),
+     "The cell after the statement is yours: it raises `NotImplementedError` until you replace\n"
+     "that line with your code. Write it there,"),
+    (re.compile(r"The solutions\s+sit in the notebooks, collapsed \(click the cell to expand it\),"
+                r"\s+between nbgrader's solution\s+markers; `make student` writes copies without"
+                r"\s+them\."),
+     "In this copy the solutions are taken out: each exercise's cell raises\n"
+     "`NotImplementedError` until you write your answer there."),
+)
+
+
+class StudentProse(Preprocessor):
+    """Rewrites the prose that promises a collapsed solution: a student copy has a stub."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            for pattern, text in STUDENT_PROSE:
+                cell.source = pattern.sub(text, cell.source)
+        return cell, resources
+
+
 def exporter() -> NotebookExporter:
     """nbconvert's notebook exporter with nbgrader's student-version preprocessors."""
     config = Config()
@@ -84,7 +112,7 @@ def exporter() -> NotebookExporter:
     config.ClearMetadataPreprocessor.clear_cell_metadata = False
     config.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {"kernelspec", "language_info"}
     ex = NotebookExporter(config=config)
-    for pre in (ShowExercises, ClearSolutions, ClearHiddenTests, ClearOutput,
+    for pre in (ShowExercises, StudentProse, ClearSolutions, ClearHiddenTests, ClearOutput,
                 ClearMetadataPreprocessor):
         ex.register_preprocessor(pre, enabled=True)
     return ex
