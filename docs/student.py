@@ -54,8 +54,8 @@ Made by `make student` (docs/student.py) from the course's notebooks: solutions 
 `raise NotImplementedError()` or "YOUR ANSWER HERE", hidden tests removed, outputs cleared.
 `results/` is a copy of the course's results, which notebooks 05 and 06 read.
 
-Install the course package first (in its repository: `make course`, or `make course TORCH=cpu`
-on machines without a GPU), then open these notebooks with `jupyter lab notebooks/`.
+Install the course package first (in its repository: `make course`, which picks the CPU build of
+torch on machines without a GPU), then open these notebooks with `jupyter lab notebooks/`.
 """
 
 
