@@ -7,8 +7,11 @@ precision on a device is :func:`resolve_precision`'s.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
+
+from .checks import check_choice
 
 
 def _as_device(device) -> torch.device:
@@ -64,6 +67,7 @@ def torch_threads(n: int = 0):
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+@functools.cache   # the CPU does not change; autocast asks at every training step
 def cpu_runs_bf16_natively() -> bool:
     """Whether this CPU computes bf16 in hardware, as oneDNN (torch's CPU kernels) sees it:
     ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``, True on x86 with AVX-512 (BW, VL, DQ)
@@ -82,9 +86,7 @@ def resolve_precision(precision: str, device) -> str:
     (:func:`cpu_runs_bf16_natively`), fp32 on any other CPU; "bf16" and "fp32" are taken as
     given (a stored run that trained in bf16 is reproduced in bf16, even where it is slow).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
+    if check_choice("precision", precision, PRECISIONS) != "auto":
         return precision
     device = _as_device(device)
     if device.type == "cuda" or (device.type == "cpu" and cpu_runs_bf16_natively()):
