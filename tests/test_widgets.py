@@ -139,23 +139,76 @@ def test_same_arguments_give_the_same_info(trained_model, data):
     assert torch.equal(torch.get_rng_state(), rng)
 
 
+@pytest.fixture(scope="module")
+def ce_ref(trained_model, data):
+    """The CE reference of the FT settings on the held-out images of ``data``."""
+    x, y, xe, ye = data
+    return sw.ce_reference(trained_model, x, y, xe, ye, **FT)
+
+
 @pytest.mark.parametrize("rule, value", [("ratio", 0.0), ("ratio", 1.0),
                                          ("threshold", -2.0), ("threshold", 6.0)])
-def test_extremes_work(trained_model, data, rule, value, reference_margins):
+def test_extremes_work(trained_model, data, rule, value, ce_ref):
     x, y, xe, ye = data
     info, fig = sw.explore_threshold(trained_model, x, y, xe, ye, rule=rule, value=value,
-                                     reference_margins=reference_margins, **FT)
+                                     reference=ce_ref, **FT)
     assert 0.0 <= info["switched_fraction"] <= 1.0
     assert info["rule"] == rule and info["value"] == value
     assert isinstance(fig, Figure)
 
 
-@pytest.fixture(scope="module")
-def reference_margins(trained_model, data):
+def test_adversarial_margins_one_per_image(trained_model, data):
     _, _, xe, ye = data
     m = sw.adversarial_margins(trained_model, xe, ye, tier="ci")
     assert m.shape == (len(ye),)
-    return m
+
+
+def test_ratio_0_is_the_ce_reference_exactly(trained_model, data, ce_ref):
+    """SOVR at ratio 0 is CE: the same fine-tune, the same margins, no difference drawn."""
+    x, y, xe, ye = data
+    info, fig = sw.explore_threshold(trained_model, x, y, xe, ye, value=0.0, reference=ce_ref,
+                                     **FT)
+    assert info["margins"] == ce_ref["margins"]
+    assert info["pgd_acc"] == ce_ref["pgd_acc"] and info["settings"] == ce_ref["settings"]
+    assert info["median_shift"] == 0.0 and info["pgd_acc_shift"] == 0.0
+    texts = [t for ax in fig.axes for t in ax.get_legend_handles_labels()[1]]
+    assert any(t.startswith("CE fine-tuned (ratio 0)") for t in texts), texts
+    assert any(t.startswith("SOVR fine-tuned, ratio 0 = CE") for t in texts), texts
+    assert "SOVR - CE: median margin +0.00, PGD accuracy +0.0 pts" in fig.axes[0].get_title()
+    # computed here when not passed: the same reference
+    again, _ = sw.explore_threshold(trained_model, x, y, xe, ye, value=0.0, **FT)
+    assert again == info
+
+
+def test_a_nonzero_ratio_differs_from_the_ce_reference(trained_model, data, ce_ref):
+    x, y, xe, ye = data
+    info, fig = sw.explore_threshold(trained_model, x, y, xe, ye, value=1.0, reference=ce_ref,
+                                     **FT)
+    assert info["margins"] != ce_ref["margins"]
+    assert info["median_shift"] == pytest.approx(info["margin_median"] - ce_ref["margin_median"])
+    assert info["pgd_acc_shift"] == pytest.approx(info["pgd_acc"] - ce_ref["pgd_acc"])
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert any(t.startswith("SOVR fine-tuned, ratio 1, median") for t in labels), labels
+    _, t_fig = sw.explore_threshold(trained_model, x, y, xe, ye, rule="threshold", value=1.0,
+                                    reference=ce_ref, **FT)
+    labels = t_fig.axes[0].get_legend_handles_labels()[1]
+    assert any(t.startswith("SOVR fine-tuned, margin threshold 1") for t in labels), labels
+
+
+def test_ce_reference_is_ce_from_the_same_start(trained_model, data, ce_ref):
+    x, y, xe, ye = data
+    assert ce_ref["label"] == sw.CE_LABEL == "CE fine-tuned (ratio 0)"
+    assert ce_ref["switched_fraction"] == 0.0 and (ce_ref["rule"], ce_ref["value"]) == ("ratio", 0.0)
+    assert ce_ref["settings"]["n_eval"] == len(ye) and ce_ref["settings"]["steps"] == 4
+    assert sw.ce_reference(trained_model, x, y, xe, ye, **FT) == ce_ref   # pure
+
+
+@pytest.mark.parametrize("change", [{"seed": 1}, {"steps": 3}, {"eval_steps": 3}, {"lr": 0.01}])
+def test_a_reference_with_other_settings_is_refused(trained_model, data, ce_ref, change):
+    x, y, xe, ye = data
+    with pytest.raises(ValueError, match="other settings"):
+        sw.explore_threshold(trained_model, x, y, xe, ye, value=0.4, reference=ce_ref,
+                             **{**FT, **change})
 
 
 def test_threshold_6_switches_everything_and_minus_100_nothing(trained_model, data):
@@ -179,7 +232,8 @@ def test_invalid_inputs_raise(trained_model, data, rule, value, exc, match):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"steps": 0}, "steps"), ({"lr": 0.0}, "lr"), ({"batch_size": 0}, "batch_size"),
-    ({"tier": "tpu"}, "tier"), ({"reference_margins": [float("nan")]}, "reference_margins"),
+    ({"tier": "tpu"}, "tier"),
+    ({"reference": {"margins": [float("nan")], "settings": {}}}, "finite margins"),
 ])
 def test_invalid_options_raise(trained_model, data, kwargs, match):
     x, y, xe, ye = data
@@ -187,13 +241,20 @@ def test_invalid_options_raise(trained_model, data, kwargs, match):
         sw.explore_threshold(trained_model, x, y, xe, ye, value=0.4, **{**FT, **kwargs})
 
 
-def test_compare_thresholds_draws_one_panel_per_value(trained_model, data, reference_margins):
+def test_compare_thresholds_draws_one_panel_per_value(trained_model, data, ce_ref):
     x, y, xe, ye = data
-    infos = [sw.explore_threshold(trained_model, x, y, xe, ye, value=v, **FT)[0] for v in (0.0, 1.0)]
-    fig = explorer_plots.compare_thresholds(infos, reference_margins, tier="ci")
+    infos = [sw.explore_threshold(trained_model, x, y, xe, ye, value=v, reference=ce_ref, **FT)[0]
+             for v in (0.0, 1.0)]
+    fig = explorer_plots.compare_thresholds(infos, ce_ref, tier="ci")
     assert len(fig.axes) == 2
+    assert "vs CE: median +0.00, PGD acc +0.0 pts" in fig.axes[0].get_title()
+    for ax in fig.axes:
+        assert ax.get_legend_handles_labels()[1][0].startswith("CE fine-tuned (ratio 0)")
     with pytest.raises(ValueError):
-        explorer_plots.compare_thresholds([])
+        explorer_plots.compare_thresholds([], ce_ref)
+    other = dict(infos[1], settings={**infos[1]["settings"], "seed": 5})
+    with pytest.raises(ValueError, match="other settings"):
+        explorer_plots.compare_thresholds([other], ce_ref)
 
 
 # --------------------------------------------------------------------------- the widget
@@ -223,7 +284,7 @@ def test_widget_parts_have_stable_descriptions_and_css_classes(trained_model, da
     assert "sovr-switched-label" in ex.label._dom_classes
     assert "sovr-rule-toggle" in ex.rule_buttons._dom_classes
     assert "sovr-threshold-figure" in ex.figure._dom_classes
-    assert ex.cache == {} and ex.figure.value == b""
+    assert ex.cache == {} and ex.figure.value == b"" and ex._reference is None
 
 
 def test_building_twice_gives_independent_widgets(trained_model, data):
@@ -253,12 +314,15 @@ def test_rule_toggle_changes_the_range_and_back(trained_model, data):
 
 def test_seen_values_come_from_the_cache(trained_model, data, monkeypatch):
     ex = _explorer(trained_model, data, compute=False)
-    calls = []
-    real = sw.explore_threshold
+    calls, refs = [], []
+    real, real_ref = sw.explore_threshold, sw.ce_reference
     monkeypatch.setattr(sw, "explore_threshold", lambda *a, **k: calls.append(k["value"]) or real(*a, **k))
-    for v in (0.0, 1.0, 0.0, 1.0, 0.0):
+    monkeypatch.setattr(sw, "ce_reference", lambda *a, **k: refs.append(k) or real_ref(*a, **k))
+    for v in (0.0, 1.0, 0.5, 0.0, 1.0, 0.0):
         ex.slider.value = v
-    assert calls == [0.0, 1.0]
+    assert calls == [0.0, 1.0, 0.5]
+    assert len(refs) == 1, "the CE reference must be computed once per explorer"
+    assert all(c[0]["median_shift"] == 0.0 for k, c in ex.cache.items() if k == ("ratio", 0.0))
     assert ex.label.value == "switched to OVR: 0.0% of samples"
 
 
