@@ -105,8 +105,9 @@ def _autoattack(model, x, y, tier, seed) -> dict:
         aa = autoattack_eval(_PaddedLogits(model).eval(), x[:n], y[:n], eps=tier.eps,
                              version=tier.autoattack_version, seed=seed, batch_size=n,
                              progress=False)
-    except Exception as err:  # noqa: BLE001 - recorded: the result says why AA is missing
-        return {"error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # noqa: BLE001 - recorded as a failure: the file says why
+        return {"failed": True, "error": f"{type(err).__name__}: {err}",
+                "version": tier.autoattack_version, "n": n, "eps": tier.eps}
     keep = ("label", "version", "attacks", "n", "eps", "clean", "robust", "per_attack",
             "seconds", "warnings")
     return {**{k: aa[k] for k in keep},
