@@ -12,7 +12,10 @@ writes one JSON per (method, seed): clean accuracy, PGD-20 (CE) accuracy, accura
 stronger attack on the margin (PGD-50 on the margin loss, 3 restarts) and under AutoAttack
 (custom: APGD-CE + APGD-T), the adversarial margins of the training and test points
 (quantiles, histogram, peaks, gradient norms, flip budgets), the push of CE and OVR on the
-margin, the decision regions on a grid, and the seconds it took. ``--plot`` draws the
+margin, the decision regions on a grid, and the seconds it took. ``--world
+two-populations`` trains in the world built for claim 3 instead (easy cores and hard points
+just inside the boundaries, :mod:`sovr_tutorial.toy.world`; results/toy-two by default;
+each file's ``data.kind`` says its world). ``--plot`` draws the
 figures from those files. A (method, seed) whose file exists is skipped, so a killed
 command restarted as it was continues where it stopped.
 
@@ -35,7 +38,7 @@ import numpy as np
 import torch
 
 from ..attacks import attack_dataset
-from ..checks import check_number
+from ..checks import check_choice, check_number
 from ..devices import pick_device, resolve_precision
 from ..figures import toy as toy_plots
 from ..figures.toy import paired_margin_shift
@@ -45,8 +48,23 @@ from ..paths import results_dir
 from ..runs import as_run
 from ..tiers import parse_overrides
 from ..toy.model import evaluate_toy, train_toy
-from ..toy.world import (CORE_STD, NUM_CLASSES, RADIUS, SCALE, WIDE_FRACTION, WIDE_STD,
-                       eps_in_data_units, make_world, toy_tier)
+from ..toy.world import (
+    CORE_STD,
+    DEFAULT_WORLD,
+    HARD_EPS,
+    HARD_FRACTION,
+    HARD_GAP,
+    HARD_SPREAD,
+    NUM_CLASSES,
+    RADIUS,
+    SCALE,
+    WIDE_FRACTION,
+    WIDE_STD,
+    WORLD_KINDS,
+    eps_in_data_units,
+    make_world,
+    toy_tier,
+)
 from ..train import set_seed, train
 from .experiments import environment
 
@@ -57,33 +75,61 @@ def results_folder() -> Path:
     return results_dir() / "toy"
 
 
-def _world_info(tier, seed) -> dict:
-    return {"source": "toy world (sovr_tutorial.toy)", "num_classes": NUM_CLASSES,
-            "radius": RADIUS, "core_std": CORE_STD, "wide_std": WIDE_STD,
-            "wide_fraction": WIDE_FRACTION, "scale": SCALE,
+#: each world's results folder, under results/
+WORLD_FOLDERS = {"overlap": "toy", "two-populations": "toy-two"}
+
+
+def world_results_folder(kind: str = DEFAULT_WORLD) -> Path:
+    """The result files of the world ``kind``: ``results/toy`` (overlap, the same as
+    :func:`results_folder`) or ``results/toy-two`` (two-populations)."""
+    return results_dir() / WORLD_FOLDERS[check_choice("kind", kind, WORLD_KINDS)]
+
+
+def _world_info(tier, seed, kind: str = DEFAULT_WORLD) -> dict:
+    info = {"source": "toy world (sovr_tutorial.toy)", "kind": kind,
+            "num_classes": NUM_CLASSES, "radius": RADIUS, "core_std": CORE_STD}
+    if kind == "two-populations":
+        info.update({"hard_fraction": HARD_FRACTION, "hard_eps": HARD_EPS,
+                     "hard_gap": list(HARD_GAP), "hard_spread": HARD_SPREAD,
+                     "wide_means": "hard: beside a boundary line, eps-box on its side"})
+    else:
+        info.update({"wide_std": WIDE_STD, "wide_fraction": WIDE_FRACTION})
+    return {**info, "scale": SCALE,
             "eps_data_units": eps_in_data_units(tier.eps), "n_train": tier.n_train,
             "n_test": tier.n_test, "train_seed": 2 * seed, "test_seed": 2 * seed + 1}
 
 
+def result_world(result: dict) -> str:
+    """The world a result file was made in (files from before the worlds had kinds: overlap)."""
+    return result.get("data", {}).get("kind", DEFAULT_WORLD)
+
+
 def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
-            command: str = "") -> dict:
-    """Train and measure ``run`` at ``seed`` in the toy world; returns the result dict.
+            command: str = "", kind: str = DEFAULT_WORLD) -> dict:
+    """Train and measure ``run`` at ``seed`` in the toy world ``kind`` (WORLD_KINDS);
+    returns the result dict.
 
     With ``out_dir`` the result goes to ``out_dir/<run name>.json`` (``at-s0.json``,
-    ``sovr-r0.4-s1.json``), and a run whose file exists is read back, not trained again.
+    ``sovr-r0.4-s1.json``), and a run whose file exists is read back, not trained again
+    (a file of another world is refused: ValueError).
     """
     run, tier = as_run(run), tier if tier is not None else toy_tier()
+    kind = check_choice("kind", kind, WORLD_KINDS)
     path = None if out_dir is None else Path(out_dir) / f"{run.name(seed)}.json"
     if path is not None and path.exists():
-        return json.loads(path.read_text())
+        old = json.loads(path.read_text())
+        if result_world(old) != kind:
+            raise ValueError(f"{path} holds a run of the {result_world(old)!r} world, not "
+                             f"{kind!r}: use another --out")
+        return old
     t0 = time.perf_counter()
-    model, history, world, seconds = train_toy(run, seed, tier, device=device)
+    model, history, world, seconds = train_toy(run, seed, tier, device=device, kind=kind)
     switched = [h["switched"] for h in history if "switched" in h]
     result = {"run": run.name(seed), "method": run.method, "slug": run.slug,
               "label": run.label, "options": run.options(), "seed": seed,
               "tier": dataclasses.asdict(tier),
               "precision": resolve_precision(tier.precision, pick_device(device)),
-              "data": _world_info(tier, seed),
+              "data": _world_info(tier, seed, kind),
               "seconds": seconds,
               "switched": float(np.mean(switched)) if switched else None,
               **evaluate_toy(model, world, tier, seed, run),
@@ -113,20 +159,23 @@ CONTROL_FILE = "control_at_reinit.json"
 CONTROL_OFFSET = 1000
 
 
-def run_control(seeds, tier=None, *, out_dir=None, device=None) -> dict:
-    """Train the noise control for ``seeds`` (see CONTROL_FILE); with ``out_dir`` written
-    to ``out_dir/CONTROL_FILE`` (read back if it exists for the same seeds)."""
+def run_control(seeds, tier=None, *, out_dir=None, device=None,
+                kind: str = DEFAULT_WORLD) -> dict:
+    """Train the noise control for ``seeds`` (see CONTROL_FILE) in the world ``kind``; with
+    ``out_dir`` written to ``out_dir/CONTROL_FILE`` (read back if it exists for the same
+    seeds and world)."""
     tier = tier if tier is not None else toy_tier()
+    kind = check_choice("kind", kind, WORLD_KINDS)
     seeds = [check_number("seed", s, low=0, integer=True) for s in seeds]
     path = None if out_dir is None else Path(out_dir) / CONTROL_FILE
     if path is not None and path.exists():
         old = json.loads(path.read_text())
-        if old["seeds"] == seeds:
+        if old["seeds"] == seeds and old.get("kind", DEFAULT_WORLD) == kind:
             return old
     t0 = time.perf_counter()
     values = {}
     for seed in seeds:
-        (x, y, _), _ = make_world(seed, n_train=tier.n_train, n_test=tier.n_test)
+        (x, y, _), _ = make_world(seed, n_train=tier.n_train, n_test=tier.n_test, kind=kind)
         model, _ = train("at", x, y, tier=tier, seed=CONTROL_OFFSET + seed,
                          device=pick_device(device), progress=False)
         x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
@@ -135,7 +184,7 @@ def run_control(seeds, tier=None, *, out_dir=None, device=None) -> dict:
             m = _margin(model(x_adv), y).cpu().numpy().astype(np.float64)
         values[seed] = np.round(m, 3).tolist()
     control = {"what": "AT retrained on the same points with training seed offset + seed",
-               "offset": CONTROL_OFFSET, "seeds": seeds, "tier": dataclasses.asdict(tier),
+               "offset": CONTROL_OFFSET, "seeds": seeds, "kind": kind, "tier": dataclasses.asdict(tier),
                "runs": [{"seed": s, "margins": {"train_adv": {"values": values[s]}}}
                         for s in seeds],
                "seconds": time.perf_counter() - t0, "environment": environment()}
@@ -235,7 +284,8 @@ def plot_toy_results(out_dir) -> list:
     seeds = sorted({r["seed"] for r in results})
     first = [r for r in results if r["seed"] == seeds[0]]
     tier = first[0]["tier"]
-    points = make_world(seeds[0], n_train=tier["n_train"], n_test=tier["n_test"])[0]
+    points = make_world(seeds[0], n_train=tier["n_train"], n_test=tier["n_test"],
+                        kind=result_world(first[0]))[0]
     figures = {
         "toy_regions.png": toy_plots.plot_toy_regions(first, points[0], eps=tier["eps"]),
         "toy_margins.png": toy_plots.plot_toy_margins(results),
@@ -259,7 +309,12 @@ def parse_args(argv=None):
                    help="comma-separated runs: a method or a SOVR slug: sovr-r0.2 (ratio), "
                    "sovr-t1 (threshold), sovr-b0.4 (boundary) [sovr = sovr-r0.4]")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2,3,4")
-    p.add_argument("--out", default=str(results_folder()), help="results folder (default: %(default)s)")
+    p.add_argument("--world", default=DEFAULT_WORLD, choices=WORLD_KINDS,
+                   help="the toy world: overlap (claims 1 and 2) or two-populations (claim 3: "
+                   "easy cores and hard points just inside the boundaries) [%(default)s]")
+    p.add_argument("--out", default=None,
+                   help=f"results folder (default: {results_folder()} for the overlap world, "
+                   f"{world_results_folder('two-populations')} for two-populations)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the toy tier, e.g. --set epochs=100 "
                    "(use another --out: finished runs are skipped by file name)")
@@ -270,6 +325,8 @@ def parse_args(argv=None):
     p.add_argument("--plot", action="store_true",
                    help="draw the figures from the results folder after the runs")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = str(world_results_folder(args.world))
     try:
         args.tier = toy_tier(**parse_overrides(args.set))
         args.methods = [as_run(m) for m in args.methods.split(",") if m.strip()]
@@ -290,8 +347,12 @@ def main(argv=None) -> int:
     for run in args.methods:
         for seed in args.seeds:
             done = (out_dir / f"{run.name(seed)}.json").exists()
-            res = run_toy(run, seed, args.tier, device=args.device, out_dir=out_dir,
-                          command=command)
+            try:
+                res = run_toy(run, seed, args.tier, device=args.device, out_dir=out_dir,
+                              command=command, kind=args.world)
+            except ValueError as e:   # a finished file of another world in --out
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             aa = res["autoattack"].get("robust", float("nan"))
             q = res["train_margin_quantiles"]
             print(f"{run.name(seed):>16}{' (done before, skipped)' if done else ''}: clean "
@@ -300,7 +361,8 @@ def main(argv=None) -> int:
                   f"q10/q50/q90 {q['q10']:+.2f}/{q['q50']:+.2f}/{q['q90']:+.2f}  peaks "
                   f"{len(res['train_peaks'])}  {res['seconds']:.1f} s", flush=True)
     if args.control:
-        control = run_control(args.seeds, args.tier, out_dir=out_dir, device=args.device)
+        control = run_control(args.seeds, args.tier, out_dir=out_dir, device=args.device,
+                              kind=args.world)
         print(f"noise control (AT, other initialisation), seeds {control['seeds']}: "
               f"{control['seconds']:.1f} s", flush=True)
     print(f"total {time.perf_counter() - t0:.1f} s", flush=True)

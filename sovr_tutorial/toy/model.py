@@ -20,7 +20,7 @@ from ..margins import _margin, margin_stats, margin_summary
 from ..runs import Run, as_run
 from ..tiers import pgd_step_size
 from ..train import finetune, train
-from .world import REGION_GRID, make_world, region_grid, toy_tier
+from .world import DEFAULT_WORLD, REGION_GRID, make_world, region_grid, toy_tier
 
 # The stronger attack on the margin: PGD on z_y - max_k z_k with more steps and restarts;
 # a point counts as broken if any restart breaks it.
@@ -202,13 +202,14 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
 
 # --------------------------------------------------------------------------- training
 
-def train_toy(run, seed: int = 0, tier=None, *, device=None):
-    """Train ``run`` (a Run or slug) on the world of ``seed`` through the package's loop.
+def train_toy(run, seed: int = 0, tier=None, *, device=None, kind: str = DEFAULT_WORLD):
+    """Train ``run`` (a Run or slug) on the world of ``seed`` through the package's loop;
+    ``kind`` picks the world (:data:`sovr_tutorial.toy.world.WORLD_KINDS`).
 
     Returns (model in eval mode, history, world, seconds of training).
     """
     run, tier = as_run(run), tier if tier is not None else toy_tier()
-    world = make_world(seed, n_train=tier.n_train, n_test=tier.n_test)
+    world = make_world(seed, n_train=tier.n_train, n_test=tier.n_test, kind=kind)
     t0 = time.perf_counter()
     model, history = train(run, world[0][0], world[0][1], tier=tier, seed=seed,
                            device=pick_device(device), progress=False)
