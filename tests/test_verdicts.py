@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sovr_tutorial.lab import scales, stats, toy_verdicts
+from sovr_tutorial.lab import rules, scales, stats, toy_verdicts
 from sovr_tutorial.lab import verdicts as v
-
 
 # ----------------------------------------------------------------------------- McNemar
 
@@ -77,13 +76,16 @@ def _bits(n_robust, n, first_robust=0):
     return [None if first_robust <= i < first_robust + n_robust else "apgd-ce" for i in range(n)]
 
 
-def _result(slug, seed, broken_by, *, pgd_sub=0.3, q95=1.0, fb75=0.04, g50=10.0, q25=-0.5,
-            adv_values=None, clean=0.4):
+def _result(slug, seed, broken_by, *, pgd_sub=0.3, q95=None, fb75=0.04, g50=10.0, q25=-0.5,
+            adv_values=None, clean=0.4, q05=None):
     n = len(broken_by)
     robust = sum(b is None for b in broken_by) / n
     method = slug.split("-")[0]
     adv_values = list(np.linspace(-1, 1, 101)) if adv_values is None else list(adv_values)
-    stats = lambda **q: {"margin": {"q05": -2.0, "q25": q25, "q50": 0.0, "q75": 0.5,
+    q05 = float(np.quantile(adv_values, 0.05)) if q05 is None else q05
+    q50 = float(np.quantile(adv_values, 0.5))
+    q95 = float(np.quantile(adv_values, 0.95)) if q95 is None else q95
+    stats = lambda **q: {"margin": {"q05": q05, "q25": q25, "q50": q50, "q75": 0.5,
                                     "q95": q95, **q},
                          "flip_budget": {"q75": fb75}, "grad_norm_l1": {"q50": g50}}
     return {
@@ -114,10 +116,12 @@ def test_claim_4_holds_when_sovr_wins_on_the_discordant_images(tmp_path):
     gairat = _result("gairat", 0, [None if i in (9, 10) else "apgd-t" for i in range(20)])
     out = v.claim_verdicts(_write(tmp_path, sovr, gairat))
     c4 = _claim(out, 4)
-    assert "vs GAIRAT: under AutoAttack **holds**" in c4["verdict"]
+    assert ("vs GAIRAT: under AutoAttack **holds** on one seed's images (p=0.021); no test "
+            "across seeds") in c4["verdict"]
     assert "only for SOVR (ratio 0.4) 9, only for GAIRAT 1" in " ".join(c4["evidence"])
     assert "p=0.021" in " ".join(c4["evidence"])
     assert "vs MART: not measured" in c4["verdict"]
+    assert "AT vs GAIRAT: not measured: no result files for at" in c4["verdict"]
 
 
 def test_claim_4_is_not_detectable_when_the_runs_tie_and_fails_when_reversed(tmp_path):
@@ -125,12 +129,13 @@ def test_claim_4_is_not_detectable_when_the_runs_tie_and_fails_when_reversed(tmp
     a.mkdir()
     out = v.claim_verdicts(_write(a, _result("sovr-r0.4", 0, _bits(10, 20)),
                                   _result("gairat", 0, _bits(10, 20, first_robust=5))))
-    assert "not detectable at this scale (p=1)" in _claim(out, 4)["verdict"]
+    assert "**not detectable at this scale** (one seed's images, p=1)" in _claim(out, 4)["verdict"]
     b = tmp_path / "reversed"
     b.mkdir()
     out = v.claim_verdicts(_write(b, _result("sovr-r0.4", 0, _bits(1, 20)),
                                   _result("gairat", 0, _bits(12, 20))))
-    assert "vs GAIRAT: under AutoAttack **does not hold" in _claim(out, 4)["verdict"]
+    assert ("vs GAIRAT: under AutoAttack **does not hold**: the opposite is detectable on one "
+            "seed's images") in _claim(out, 4)["verdict"]
 
 
 def test_seeds_pool_their_discordant_pairs_and_disagreeing_seeds_make_it_mixed(tmp_path):
@@ -139,7 +144,8 @@ def test_seeds_pool_their_discordant_pairs_and_disagreeing_seeds_make_it_mixed(t
             _result("sovr-r0.4", 1, _bits(2, 20)), _result("gairat", 1, _bits(3, 20))]
     out = v.claim_verdicts(_write(tmp_path, *runs))
     c4 = _claim(out, 4)
-    assert "mixed: detectable overall (p=0.039) but not in every seed" in c4["verdict"]
+    assert ("**mixed**: detectable on pooled images (p=0.039) but not in every seed; across "
+            "seeds p=0.58, 2 seeds") in c4["verdict"]
     assert "seed by seed +40.0, -5.0 points" in " ".join(c4["evidence"])
 
 
@@ -148,7 +154,7 @@ def test_claim_1_holds_when_the_targeted_attack_breaks_what_apgd_ce_missed(tmp_p
     gairat = _result("gairat", 0, [None] * 2 + ["apgd-t"] * 10 + ["clean"] * 8, pgd_sub=0.6)
     out = v.claim_verdicts(_write(tmp_path, at, gairat))
     c1 = _claim(out, 1)
-    assert "GAIRAT: **holds**" in c1["verdict"]
+    assert "GAIRAT: **holds** on one seed's images (p=0.002)" in c1["verdict"]
     assert "10 only for GAIRAT, 0 only for AT" in " ".join(c1["evidence"])
 
 
@@ -160,7 +166,9 @@ def test_claim_3_counts_the_peaks_of_the_stored_margins(tmp_path):
     a.mkdir()
     out = v.claim_verdicts(_write(a, _result("at", 0, _bits(5, 20), adv_values=two),
                                   _result("gairat", 0, _bits(5, 20), adv_values=one)))
-    assert _claim(out, 3)["verdict"] == "**holds**"
+    assert _claim(out, 3)["verdict"].startswith(
+        "**holds**: AT has two peaks of the paper's kind (both at margins >= 0) in 1 of 1 seeds; "
+        "collapse to one peak near 0: GAIRAT")
     b = tmp_path / "one"
     b.mkdir()
     out = v.claim_verdicts(_write(b, _result("at", 0, _bits(5, 20), adv_values=one),
@@ -178,8 +186,8 @@ def test_claim_2_needs_two_seeds_for_per_seed_statistics(tmp_path):
     runs += [_result("gairat", s, _bits(5, 20), q95=0.3 - 0.01 * s, fb75=0.02 + 0.001 * s)
              for s in (0, 1, 2)]
     out = v.claim_verdicts(_write(tmp_path, *runs))
-    assert "GAIRAT: easy-sample margins shrink: **holds**; flip budgets shrink: **holds**" \
-        in _claim(out, 2)["verdict"]
+    assert ("GAIRAT: upper margins (95th percentile) shrink: **holds** across seeds (p=0.00026, 3 "
+            "seeds); flip budgets shrink: **holds** across seeds") in _claim(out, 2)["verdict"]
 
 
 def test_collapsed_runs_are_left_out_and_named(tmp_path):
@@ -219,36 +227,172 @@ def test_the_command_writes_the_same_block_to_every_file(tmp_path):
 
 # ----------------------------------------------------------------------------- per scale
 
-def _toy(slug, seed, *, pgd=0.8, point=None, margin_attack=0.8, aa=0.8, q95=3.0, fb75=0.1,
-         q25=0.5, peaks=(2.0,), q10=-1.0, q90=2.5):
-    stat = {"margin": {"q25": q25, "q95": q95}, "flip_budget": {"q75": fb75}}
+def _sample(peaks, sd=0.3, n=400, seed=0):
+    """Margins drawn around each of ``peaks`` (logits), n per peak."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(p, sd, n) for p in peaks]).round(3)
+
+
+def _toy(slug, seed, *, pgd=0.8, point=None, margin_attack=0.8, aa=0.8, q95=None, fb75=0.1,
+         q25=0.5, peaks=(2.0,), clean_peaks=None, sd=0.3):
+    """A toy result file; its training margins are drawn around ``peaks`` (PGD) and
+    ``clean_peaks`` (clean, default the PGD ones shifted by +0.5)."""
+    def margins(centres, q95):
+        v = _sample(centres, sd, seed=seed)
+        q = {f"q{k:02d}": float(np.quantile(v, k / 100)) for k in (5, 10, 25, 50, 75, 90, 95)}
+        return {"margin": {**q, "q25": q25, **({} if q95 is None else {"q95": q95})},
+                "flip_budget": {"q75": fb75},
+                "values": v.tolist()}
+    adv = margins(peaks, q95)
+    clean = margins([p + 0.5 for p in peaks] if clean_peaks is None else clean_peaks, q95)
     return {"run": f"{slug}-s{seed}", "slug": slug, "seed": seed, "pgd_acc": pgd,
             "pgd_point_acc": pgd if point is None else point, "margin_attack_acc": margin_attack,
             "autoattack": {"robust": aa, "n": 512, "label": "custom"},
             "environment": {"cpu_count": 2, "cpu": "x86_64"},
-            "train_peaks": list(peaks), "train_margin_quantiles": {"q10": q10, "q50": 1.0, "q90": q90},
-            "margins": {"train_clean": stat, "train_adv": stat}}
+            "train_peaks": list(peaks), "margins": {"train_clean": clean, "train_adv": adv}}
 
 
 def test_toy_verdicts_read_the_toy_files_seed_by_seed(tmp_path):
     runs = []
     for s, d in enumerate((0.30, 0.35, 0.40)):   # GAIRAT loses 30-40 points to the margin attack
-        runs += [_toy("at", s, peaks=(-2.0, 2.0)), _toy("at", s + 10, peaks=(2.0,)),
+        runs += [_toy("at", s, peaks=(0.3, 3.0)), _toy("at", s + 10, peaks=(2.0,)),
                  _toy("gairat", s, pgd=0.78, margin_attack=0.78 - d, aa=0.4, q95=0.1, fb75=0.01,
-                      q25=0.01, peaks=(0.0,), q10=0.0, q90=0.1),
+                      q25=0.01, peaks=(0.0,), sd=0.05),
                  _toy("sovr-r0.4", s, aa=0.8 + 0.001 * s, q25=0.9)]
     _write(tmp_path, *runs)
     (tmp_path / "control_at_reinit.json").write_text(json.dumps({"runs": []}))
     out = toy_verdicts.toy_claim_verdicts(tmp_path)
     assert out["source"]["files"] == 12
-    assert _claim(out, 1)["verdict"].startswith("GAIRAT: **holds**")
+    assert _claim(out, 1)["verdict"].startswith("GAIRAT: **holds** across seeds")
     assert "MART: not measured" in _claim(out, 1)["verdict"]
-    assert "easy-sample margins shrink: **holds**" in _claim(out, 2)["verdict"]
-    # AT: two peaks in seeds 0-2, one in seeds 10-12; GAIRAT's q10..q90 is 0.1 wide
-    assert _claim(out, 3)["verdict"] == ("**mixed**: AT has two peaks in 3 of 6 seeds; collapse "
-                                         "to one peak near 0: GAIRAT")
-    assert "vs GAIRAT: under AutoAttack **holds**" in _claim(out, 4)["verdict"]
+    assert "shrink: **holds** across seeds" in _claim(out, 2)["verdict"]
+    # AT: two peaks at +0.3 and +3 in seeds 0-2, one in seeds 10-12; GAIRAT squeezed at 0
+    assert _claim(out, 3)["verdict"].startswith(
+        "**mixed**: AT has two peaks of the paper's kind (both at margins >= 0) in 3 of 6 "
+        "seeds; collapse to one peak near 0: GAIRAT")
+    assert "vs GAIRAT: under AutoAttack **holds** across seeds" in _claim(out, 4)["verdict"]
     assert "sovr_tutorial.lab.toy_verdicts.toy_claim_verdicts" in v.verdicts_markdown(out)
+
+
+def test_a_bump_of_misclassified_points_is_not_the_papers_second_peak(tmp_path):
+    """The second-peak rule: only peaks at margins >= 0 count (the toy AT's bump near -2 of
+    points misclassified at the PGD point is reported, not counted)."""
+    assert rules.paper_peaks([2.1, -1.9]) == [2.1]
+    assert rules.paper_peaks([2.1, 0.2]) == [2.1, 0.2]
+    runs = [_toy("at", 0, peaks=(2.0, -2.0), clean_peaks=(2.5,)),
+            _toy("gairat", 0, peaks=(0.0,), sd=0.05)]
+    _write(tmp_path, *runs)
+    c3 = _claim(toy_verdicts.toy_claim_verdicts(tmp_path), 3)
+    assert "in 0 of 1 seeds" in c3["verdict"] and c3["verdict"].startswith("**does not hold")
+    assert any(e.startswith("second peaks of misclassified points (margin < 0), not counted: "
+                            "AT seed 0 at -2.") for e in c3["evidence"])
+
+
+def test_both_engines_judge_claim_3_by_the_one_rule(tmp_path):
+    """The same training margins give the same claim-3 verdict in the CIFAR-10 engine and the
+    toy engine (both call rules.claim3)."""
+    verdicts = []
+    for engine in ("cifar", "toy"):
+        folder = tmp_path / engine
+        folder.mkdir()
+        if engine == "toy":
+            _write(folder, _toy("at", 0, peaks=(0.3, 3.0)), _toy("mart", 0, peaks=(0.3, 3.0)),
+                   _toy("gairat", 0, peaks=(0.1,), sd=0.1))
+            out = toy_verdicts.toy_claim_verdicts(folder)
+        else:
+            toy = {m: _toy(m, 0, peaks=p, sd=sd) for m, p, sd in
+                   (("at", (0.3, 3.0), 0.3), ("mart", (0.3, 3.0), 0.3), ("gairat", (0.1,), 0.1))}
+            files = []
+            for m, t in toy.items():
+                r = _result(m, 0, _bits(5, 20))
+                r["margins"] = {k: {**r["margins"][k], **t["margins"][k]} for k in t["margins"]}
+                files.append(r)
+            out = v.claim_verdicts(_write(folder, *files))
+        verdicts.append(_claim(out, 3)["verdict"])
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0].startswith("**mixed**: AT has two peaks of the paper's kind (both at "
+                                  "margins >= 0) in 1 of 1 seeds; collapse to one peak near 0: "
+                                  "GAIRAT (width ")
+    assert "; not: MART (width 1.00)" in verdicts[0]
+
+
+def _claim4_of(folder, sovr_robust):
+    """Claim 4 of three seeds: SOVR robust on ``sovr_robust + seed`` of 40 images, AT on
+    12 + seed, GAIRAT on 4."""
+    folder.mkdir(exist_ok=True)
+    runs = []
+    for s in (0, 1, 2):
+        runs += [_result("sovr-r0.4", s, _bits(sovr_robust + s, 40)),
+                 _result("at", s, _bits(12 + s, 40)), _result("gairat", s, _bits(4, 40))]
+    return _claim(v.claim_verdicts(_write(folder, *runs)), 4)
+
+
+def test_claim_4_says_when_sovrs_win_over_gairat_is_ats(tmp_path):
+    """SOVR beats GAIRAT, AT beats GAIRAT as much, SOVR ties AT: the verdict credits AT."""
+    c4 = _claim4_of(tmp_path / "tie_with_at", 12)
+    assert "vs GAIRAT: under AutoAttack **holds** on pooled images (p=" in c4["verdict"]
+    assert "AT vs GAIRAT: **holds** on pooled images" in c4["verdict"]
+    assert ("AT beats GAIRAT too and SOVR (ratio 0.4) does not beat AT, so this win is plain "
+            "adversarial training's, not SOVR's switch's (SOVR (ratio 0.4) − GAIRAT +22.5 points "
+            "= AT − GAIRAT +22.5 + SOVR (ratio 0.4) − AT +0.0") in c4["verdict"]
+    assert "beside it, vs AT: under AutoAttack **not detectable at this scale**" in c4["verdict"]
+    assert any(e.startswith("AT minus GAIRAT under AutoAttack: seed by seed +20.0, +22.5, +25.0")
+               for e in c4["evidence"])
+    # SOVR better than AT too: part of the win is SOVR's own
+    c4 = _claim4_of(tmp_path / "sovr_beats_at", 30)
+    assert "SOVR (ratio 0.4) beats AT as well, so part of the win is SOVR's own" in c4["verdict"]
+
+
+def test_a_pooled_win_that_seeds_do_not_confirm_is_named_as_such(tmp_path):
+    # SOVR ahead by 9, 1 and 2 images of 40 (pooled b = 12, c = 0); per seed +22.5, +2.5, +5.0
+    runs = []
+    for s, k in enumerate((9, 1, 2)):
+        runs += [_result("sovr-r0.4", s, _bits(10 + k, 40)), _result("gairat", s, _bits(10, 40))]
+    c4 = _claim(v.claim_verdicts(_write(tmp_path, *runs)), 4)
+    assert ("vs GAIRAT: under AutoAttack **holds on pooled images** (p=0.00049), **not "
+            "significant across seeds** (p=0.25, 3 seeds)") in c4["verdict"]
+
+
+def test_easy_samples_are_named_only_where_at_has_an_easy_mode(tmp_path):
+    easy, plain = tmp_path / "easy", tmp_path / "plain"
+    for folder, at_clean in ((easy, (3.0,)), (plain, (0.0,))):
+        folder.mkdir()
+        _write(folder, *[_toy("at", s, clean_peaks=at_clean) for s in (0, 1)],
+               *[_toy("gairat", s, q95=0.1, peaks=(0.0,), sd=0.05) for s in (0, 1)])
+    assert "GAIRAT: easy-sample margins (95th percentile) shrink" in \
+        _claim(toy_verdicts.toy_claim_verdicts(easy), 2)["verdict"]
+    c2 = _claim(toy_verdicts.toy_claim_verdicts(plain), 2)
+    assert "GAIRAT: upper margins (95th percentile) shrink" in c2["verdict"]
+    assert "easy-sample" not in c2["verdict"]
+    assert "no mode apart from the boundary" in c2["evidence"][0]
+
+
+def test_a_failed_autoattack_is_recorded_and_makes_claim_4_not_measured(tmp_path, monkeypatch):
+    """toy.model._autoattack records a failure with its error; the toy verdicts then say
+    "not measured: AutoAttack failed (...)" for claim 4 instead of raising."""
+    import torch
+
+    from sovr_tutorial.toy import model as toy_model
+    from sovr_tutorial.toy.world import toy_tier
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("APGD-T needs 10 classes")
+
+    monkeypatch.setattr(toy_model, "autoattack_eval", broken)
+    net = torch.nn.Linear(2, 6)
+    x, y = torch.rand(8, 2), torch.arange(8) % 6
+    aa = toy_model._autoattack(net, x, y, toy_tier(n_autoattack=8), seed=0)
+    assert aa["failed"] is True and "robust" not in aa
+    assert aa["error"] == "RuntimeError: APGD-T needs 10 classes"
+    gairat = _toy("gairat", 0, peaks=(0.0,), sd=0.05)
+    gairat["autoattack"] = aa
+    _write(tmp_path, _toy("at", 0), _toy("sovr-r0.4", 0), gairat)
+    out = toy_verdicts.toy_claim_verdicts(tmp_path)
+    c4 = _claim(out, 4)["verdict"]
+    assert ("vs GAIRAT: under AutoAttack not measured: AutoAttack failed (gairat seed 0: "
+            "RuntimeError: APGD-T needs 10 classes)") in c4
+    assert "beside it, vs AT: under AutoAttack **not testable with one seed**" in c4
+    assert "it failed in 1 of 3 runs" in out["source"]["autoattack"]
 
 
 def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):

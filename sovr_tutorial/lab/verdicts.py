@@ -17,6 +17,12 @@ Two comparisons a reviewer accepts, both for two runs evaluated on the *same* te
 which replaces the text between the markers ``<!-- verdicts cpu:begin -->`` and
 ``<!-- verdicts cpu:end -->`` of each file (the folder's name: one file can hold the verdicts
 of several tiers, e.g. ``results/small`` between ``<!-- verdicts small:begin -->`` and its end).
+
+The rules themselves (the decision at ``ALPHA``, the wording where the pooled and the
+seed-paired tests disagree, the paper's second peak: a peak counts only at a margin >= 0,
+claim 3's collapse, when a tier has "easy samples", claim 4's comparison beside AT) live in
+:mod:`sovr_tutorial.lab.rules`, which the toy world's engine
+(:mod:`sovr_tutorial.lab.toy_verdicts`) applies too.
 """
 from __future__ import annotations
 
@@ -27,16 +33,33 @@ from pathlib import Path
 import numpy as np
 
 from ..files import write_between
-
-from ..margins import kde_bandwidth, margin_peaks
+from ..runs import DEFAULT_SOVR_RATIO, Run
 from .provenance import hardware
 from .results import is_collapsed, load_results, pgd_key, run_of
-from ..runs import DEFAULT_SOVR_RATIO, Run
-from .stats import mcnemar, mcnemar_p, paired_summary
+from .rules import (
+    ALPHA,
+    IMPORTANCE_AWARE,
+    SECOND_PEAK_RULE,
+    aa_robust,
+    claim3,
+    claim4,
+    compare_images,
+    compare_seeds,
+    hist_values,
+    missing_runs,
+    peak_positions,
+    seed_text,
+    seeds_text,
+    stat,
+    upper_margins,
+)
+from .stats import mcnemar  # notebooks 04 and 05 import it from here
 
-#: two-sided significance level of every verdict
-ALPHA = 0.05
-IMPORTANCE_AWARE = ("gairat", "mart")
+__all__ = ["ALPHA", "IMPORTANCE_AWARE", "aa_correct", "claim_verdicts", "gap", "load_runs",
+           "main", "markers", "mcnemar", "n_peaks", "overrated", "verdicts_markdown",
+           "write_block"]
+#: kept under its old name for sovr_tutorial.lab.scales
+_hist_values = hist_values
 
 
 # ----------------------------------------------------------------------------- result files
@@ -68,83 +91,16 @@ def gap(result: dict) -> float:
     return pgd - result["autoattack"]["robust"]
 
 
-def _stat(key, field, q):
-    return lambda r: r["margins"][key][field][q]
-
-
-def _hist_values(hist: dict) -> np.ndarray:
-    edges = np.asarray(hist["hist_edges"], float)
-    return np.repeat((edges[:-1] + edges[1:]) / 2, np.asarray(hist["hist_counts"], int))
-
-
 def n_peaks(result: dict, key: str = "train_adv") -> int:
-    """Peaks of a run's stored margins (:func:`margin_peaks`, the package's peak finder).
-
-    Files since ``values`` was added store the margins themselves; older files only their
-    histogram, read as one value per sample at its bin centre, with a bandwidth of at least
-    one bin (narrower kernels would make every occupied bin a peak of its own).
-    """
-    m = result["margins"][key]
-    if "values" in m:
-        return len(margin_peaks(m["values"]))
-    v = _hist_values(m)
-    return len(margin_peaks(v, bandwidth=max(kde_bandwidth(v), float(np.diff(m["hist_edges"]).max()))))
+    """Number of peaks of a run's stored margins (:func:`sovr_tutorial.lab.rules.peak_positions`,
+    every peak whatever its margin; claim 3 counts only those of the paper's kind)."""
+    return len(peak_positions(result, key))
 
 
 # ----------------------------------------------------------------------------- verdicts
 
 def _pct(x):
     return f"{100 * x:.1f}%"
-
-
-def _decide(claimed_sign, p, seed_diffs):
-    """Verdict from the pooled McNemar p (or, without it, the seed-level p) and the signs."""
-    mean = float(np.mean(seed_diffs))
-    signs = {int(np.sign(d)) for d in seed_diffs if d != 0}
-    if p is None:
-        return "not testable with one seed"
-    if p < ALPHA and np.sign(mean) == claimed_sign:
-        if -claimed_sign in signs:
-            return f"mixed: detectable overall (p={p:.2g}) but not in every seed"
-        return "holds"
-    if p < ALPHA:
-        return "does not hold (the opposite is detectable)"
-    return f"not detectable at this scale (p={p:.2g})"
-
-
-def _seed_text(diffs, unit, digits=1):
-    s = paired_summary(diffs)
-    f = lambda v: f"{v:+.{digits}f}"  # noqa: E731
-    text = ", ".join(f(d) for d in diffs)
-    if s["n"] < 2:
-        return f"one seed: {text} {unit}"
-    return (f"seed by seed {text} {unit} (mean {f(s['mean'])}, sd {s['sd']:.{digits}f}, 95% "
-            f"t-interval [{f(s['low'])}, {f(s['high'])}], p={s['p']:.2g})")
-
-
-def _compare_images(runs_a, runs_b, per_image, metric, claimed_sign):
-    """Pooled McNemar over the common seeds, plus seed-paired differences of ``metric``."""
-    seeds = sorted(set(runs_a) & set(runs_b))
-    if not seeds:
-        return None
-    b = c = 0
-    for s in seeds:
-        t = mcnemar(per_image(runs_a[s]), per_image(runs_b[s]))
-        b, c = b + t["b"], c + t["c"]
-    p = mcnemar_p(b, c)
-    diffs = [100 * (metric(runs_a[s]) - metric(runs_b[s])) for s in seeds]
-    return {"seeds": seeds, "b": b, "c": c, "p": p, "diffs": diffs,
-            "verdict": _decide(claimed_sign, p, diffs)}
-
-
-def _compare_seeds(runs_a, runs_b, metric, claimed_sign, scale=1.0):
-    """Seed-paired differences of ``metric`` alone (no per-image data): the t-test decides."""
-    seeds = sorted(set(runs_a) & set(runs_b))
-    if not seeds:
-        return None
-    diffs = [scale * (metric(runs_a[s]) - metric(runs_b[s])) for s in seeds]
-    p = paired_summary(diffs)["p"]
-    return {"seeds": seeds, "diffs": diffs, "p": p, "verdict": _decide(claimed_sign, p, diffs)}
 
 
 def load_runs(folder) -> tuple[dict, list, dict]:
@@ -174,6 +130,15 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     sovr: the slug of the SOVR runs to judge (default: the default ratio, "sovr-r0.4").
     Returns {"source": provenance, "left_out": collapsed runs, "claims": [{"claim", "says",
     "verdict", "evidence": [str]}]}; every number in the evidence comes from the files.
+
+    Claim 1: PGD-minus-AutoAttack gap, importance-aware minus AT, on the images right under
+    PGD and broken by AutoAttack (pooled McNemar) and per seed. Claim 2: the 95th-percentile
+    clean training margin ("the easy samples" only where AT has an easy-sample mode,
+    :func:`sovr_tutorial.lab.rules.upper_margins`; else "the upper margins") and the
+    upper-quartile flip budget, importance-aware minus AT, per seed. Claim 3:
+    :func:`sovr_tutorial.lab.rules.claim3` (a peak counts only at a margin >= 0). Claim 4:
+    :func:`sovr_tutorial.lab.rules.claim4` (SOVR vs GAIRAT and MART, each beside AT vs the
+    same method, then SOVR vs AT).
     """
     sovr = sovr or Run("sovr", value=DEFAULT_SOVR_RATIO).slug
     runs, gone, source = load_runs(folder)
@@ -181,7 +146,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     claims = []
 
     def missing(*slugs):
-        return _missing(runs, folder, *slugs)
+        return missing_runs(runs, folder, *slugs)
 
     # claim 1 ----------------------------------------------------------------------
     ev, parts = [], []
@@ -189,7 +154,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
         ev.append(f"PGD-minus-AutoAttack gap on the same images, {names['at']}: "
                   + ", ".join(f"{100 * gap(r):+.1f}" for r in runs["at"].values()) + " points")
     for m in IMPORTANCE_AWARE:
-        if m not in runs or "at" not in runs:
+        if missing(m, "at"):
             parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
             continue
         kind = {overrated(r)[1] for r in [*runs[m].values(), *runs["at"].values()]}
@@ -197,11 +162,11 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
                      (lambda r: np.array([b not in ("clean", "apgd-ce", None)
                                           for b in r["autoattack"]["broken_by"]])))
         kind = kind.pop() if len(kind) == 1 else "survived APGD-CE, broken by a later attack"
-        t = _compare_images(runs[m], runs["at"], per_image, gap, +1)
-        parts.append(f"{names[m]}: **{t['verdict']}**")
-        ev.append(f"{names[m]} minus {names['at']}, gap: {_seed_text(t['diffs'], 'points')}; "
+        t = compare_images(runs[m], runs["at"], per_image, gap, +1)
+        parts.append(f"{names[m]}: {t['verdict']}")
+        ev.append(f"{names[m]} minus {names['at']}, gap: {seed_text(t['diffs'], 'points')}; "
                   f"images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
-                  f"{names['at']} ({_seeds(t['seeds'])}, exact McNemar "
+                  f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar "
                   f"p={t['p']:.2g})")
     claims.append({"claim": 1, "says": "importance-aware methods (MART, GAIRAT) look strong "
                    "under PGD but are weaker under AutoAttack", "verdict": "; ".join(parts),
@@ -209,114 +174,37 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
 
     # claim 2 ----------------------------------------------------------------------
     ev, parts = [], []
-    q95 = _stat("train_clean", "margin", "q95")
-    fb75 = _stat("train_clean", "flip_budget", "q75")
-    g50 = _stat("train_clean", "grad_norm_l1", "q50")
+    q95 = stat("train_clean", "margin", "q95")
+    fb75 = stat("train_clean", "flip_budget", "q75")
+    g50 = stat("train_clean", "grad_norm_l1", "q50")
+    if "at" in runs:
+        easy, words, line = upper_margins(runs["at"], names["at"])
+        ev.append(line)
     for m in IMPORTANCE_AWARE:
-        if m not in runs or "at" not in runs:
+        if missing(m, "at"):
             parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
             continue
-        tm = _compare_seeds(runs[m], runs["at"], q95, -1)
-        tf = _compare_seeds(runs[m], runs["at"], fb75, -1, scale=255.0)
+        tm = compare_seeds(runs[m], runs["at"], q95, -1)
+        tf = compare_seeds(runs[m], runs["at"], fb75, -1, scale=255.0)
         ratio = np.mean([g50(runs[m][s]) / g50(runs["at"][s]) for s in tm["seeds"]])
-        parts.append(f"{names[m]}: easy-sample margins shrink: **{tm['verdict']}**; "
-                     f"flip budgets shrink: **{tf['verdict']}**")
+        parts.append(f"{names[m]}: {words} (95th percentile) shrink: {tm['verdict']}; "
+                     f"flip budgets shrink: {tf['verdict']}")
         ev.append(f"{names[m]} minus {names['at']}, 95th-percentile margin of clean training "
-                  f"images (the easy samples): {_seed_text(tm['diffs'], 'logits', 2)}")
+                  f"images ({'the easy samples' if easy else 'the upper margins'}): "
+                  f"{seed_text(tm['diffs'], 'logits', 2)}")
         ev.append(f"{names[m]} minus {names['at']}, upper-quartile flip budget of clean "
-                  f"training images: {_seed_text(tf['diffs'], '/255')}; median L1 gradient "
+                  f"training images: {seed_text(tf['diffs'], '/255')}; median L1 gradient "
                   f"norm of the margin: {ratio:.2f} times {names['at']}'s")
     claims.append({"claim": 2, "says": "they shrink the logit margins of the easy samples "
                    "while the input-gradient norms stay not small, so a small perturbation "
                    "flips the top logit", "verdict": "; ".join(parts), "evidence": ev})
 
-    # claim 3 ----------------------------------------------------------------------
-    ev = []
-    if "at" in runs:
-        kinds = (("train_clean", "clean"), ("train_adv", "PGD-20"))
-        peaks = {m: [max(n_peaks(r, k) for k, _ in kinds) for r in runs[m].values()]
-                 for m in ("at", *IMPORTANCE_AWARE) if m in runs}
-        at_two = sum(p >= 2 for p in peaks["at"])
-        n_at = len(peaks["at"])
-        collapsed = all(p == 1 for m in IMPORTANCE_AWARE if m in peaks for p in peaks[m])
-        if not any(m in peaks for m in IMPORTANCE_AWARE):   # half a claim is no verdict
-            verdict = (f"{names['at']} has two peaks in {at_two} of {n_at} seeds; the collapse: "
-                       + missing(*IMPORTANCE_AWARE))
-        else:
-            verdict = ("**holds**" if at_two == n_at and collapsed else
-                       f"**does not hold at this scale**: {names['at']}'s training margins have "
-                       f"one peak in {n_at - at_two} of {n_at} seeds" if at_two == 0 else
-                       f"**mixed**: {names['at']} has two peaks in {at_two} of {n_at} seeds")
-        for k, what in kinds:
-            ev.append(f"peaks of the {what} margins of training images, per seed: "
-                      + "; ".join(f"{names[m]} " + ", ".join(str(n_peaks(r, k))
-                                                          for r in runs[m].values())
-                                  for m in peaks))
-        ev.append("the importance-aware runs' margins are narrower: 5th to 95th percentile "
-                  "of the PGD-20 training margins " + "; ".join(
-                      f"{names[m]} {np.mean([_spread(r) for r in runs[m].values()]):.2f}"
-                      for m in peaks) + " logits (mean over seeds)")
-    else:
-        verdict = missing("at")
-    claims.append({"claim": 3, "says": "under AT the margin histogram has two peaks (hard "
-                   "samples near 0, easy ones far away); importance-aware methods collapse "
-                   "it towards one peak near 0", "verdict": verdict, "evidence": ev})
-
-    # claim 4 ----------------------------------------------------------------------
-    claims.append(claim4(runs, names, sovr, lambda a, b: _compare_images(a, b, aa_correct, _aa, +1),
-                         lambda *slugs: _missing(runs, folder, *slugs)))
+    # claims 3 and 4 -----------------------------------------------------------------
+    claims.append(claim3(runs, names, missing))
+    claims.append(claim4(runs, names, sovr,
+                         lambda a, b: compare_images(a, b, aa_correct, aa_robust, +1), missing))
     left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
     return {"source": source, "left_out": left_out, "claims": claims}
-
-
-def _missing(runs, folder, *slugs):
-    """What a verdict says when some runs have no result files, else None."""
-    need = [s for s in slugs if s not in runs]
-    return f"not measured: no result files for {', '.join(need)} in {folder}" if need else None
-
-
-def _aa(result):
-    return result["autoattack"]["robust"]
-
-
-def claim4(runs, names, sovr, compare_aa, missing) -> dict:
-    """Claim 4, SOVR against GAIRAT and MART first, then AT beside it, for any kind of files.
-
-    compare_aa(sovr_runs, other_runs): the AutoAttack comparison of the files' kind
-    (:func:`_compare_images` per image, or :func:`_compare_seeds` per seed); its result
-    has ``b`` and ``c`` (images robust only for one side) when it compared images.
-    missing(*slugs): the text for runs without files, else None.
-    """
-    ev, parts = [], []
-    q25 = _stat("train_adv", "margin", "q25")
-    for other in (*IMPORTANCE_AWARE, "at"):
-        if missing(sovr, other):
-            parts.append(f"vs {Run.parse(other).label}: {missing(sovr, other)}")
-            continue
-        t = compare_aa(runs[sovr], runs[other])
-        tq = _compare_seeds(runs[sovr], runs[other], q25, +1)
-        head = "beside it, vs" if other == "at" else "vs"
-        parts.append(f"{head} {names[other]}: under AutoAttack **{t['verdict']}**, "
-                     f"larger margins of the small-margin samples **{tq['verdict']}**")
-        images = (f"; images robust only for {names[sovr]} {t['b']}, only for {names[other]} "
-                  f"{t['c']} ({_seeds(t['seeds'])}, exact McNemar p={t['p']:.2g})" if "b" in t else "")
-        ev.append(f"{names[sovr]} minus {names[other]} under AutoAttack: "
-                  f"{_seed_text(t['diffs'], 'points')}{images}")
-        ev.append(f"{names[sovr]} minus {names[other]}, lower-quartile adversarial margin of "
-                  f"training images (the small-margin samples): "
-                  f"{_seed_text(tq['diffs'], 'logits', 2)}")
-    return {"claim": 4, "says": "SOVR raises the margins of the small-margin samples and is "
-            "more robust under AutoAttack than the importance-aware methods (GAIRAT, MART); AT "
-            "is reported beside it", "verdict": "; ".join(parts), "evidence": ev}
-
-
-def _spread(result):
-    m = result["margins"]["train_adv"]["margin"]
-    return m["q95"] - m["q05"]
-
-
-def _seeds(seeds):
-    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))} pooled"
 
 
 def verdicts_markdown(result: dict) -> str:
@@ -330,7 +218,8 @@ def verdicts_markdown(result: dict) -> str:
                      f"needs a difference detectable at the {ALPHA:g} level: the exact McNemar "
                      "test on the images two runs disagree on, pooled over the common seeds, "
                      "or, where only per-seed numbers exist, the seed-paired t-test "
-                     "(docs/method.md).")
+                     "(docs/method.md); where the two tests disagree, both are named. Claim 3: "
+                     f"{SECOND_PEAK_RULE}.")
     if result["left_out"]:
         lines += ["", "Left out, collapsed to chance level: " + ", ".join(result["left_out"]) + "."]
     lines.append("")
