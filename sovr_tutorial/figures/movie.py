@@ -83,7 +83,7 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
         _movie_panel(ax, r, i, edges, method_color(r["slug"], k))
         ax.set_title(r["label"], fontsize=10)
         ax.text(0.03, 0.97, _movie_note(r, i, peak_counts(r)), transform=ax.transAxes,
-                va="top", fontsize=7.5, bbox=_NOTE_BOX)
+                va="top", fontsize=8, bbox=_NOTE_BOX)
         ax.set_xlabel("adversarial margin")
     axes[0].set_xlim(*_movie_xlim(frames, edges))
     axes[0].set_ylabel("fraction of samples")
@@ -98,7 +98,28 @@ def plot_margin_frame(frames: dict, epoch: int, *, title: str | None = None):
     return fig
 
 
-def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | None = None):
+#: columns (epochs) of the small multiples at most: at 2 inches each the figure fits a
+#: notebook's width, so it is shown at 100% and its 8-point text stays 8 points
+MAX_MOVIE_COLUMNS = 5
+
+
+def _thin_epochs(epochs: list, most: int, keep) -> list:
+    """At most ``most`` of ``epochs``: the first and last, then the ``keep`` ones (epochs
+    where training changes), then evenly spread others."""
+    if len(epochs) <= most:
+        return epochs
+    chosen = [epochs[0], epochs[-1]] + [e for e in epochs if e in set(keep)]
+    chosen = list(dict.fromkeys(chosen))[:most]
+    for e in pick_epochs(epochs, n=most):
+        if len(chosen) >= most:
+            break
+        if e not in chosen:
+            chosen.append(e)
+    return sorted(chosen)
+
+
+def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | None = None,
+                      max_columns: int = MAX_MOVIE_COLUMNS):
     """The margin movie as small multiples: one row per run, the chosen ``epochs`` as
     columns (default: ``n`` evenly spread ones plus the epochs where the learning rate
     drops and GAIRAT's re-weighting starts, :func:`sovr_tutorial.figures.frames.key_epochs`).
@@ -106,7 +127,9 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
     Every panel uses the movie's fixed bins and the same x range, so widths compare; y is
     the fraction of samples, scaled per panel (a collapsed run's spike would flatten every
     other panel of its column). Training slice filled, held-out points as a line; hatched
-    edge bins hold the overflow.
+    edge bins hold the overflow. More than ``max_columns`` epochs are thinned to that many
+    (first, last, the key epochs, then evenly spread ones; the title says so), so the
+    figure stays readable at 100%: every text is at least 8 points.
     """
 
     check_frames(frames)
@@ -118,9 +141,11 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
     if missing or not epochs:
         raise ValueError(f"plot_margin_movie: no frames of epochs {missing or epochs} in every "
                          f"run (recorded: {available[0]}..{available[-1]})")
+    asked = len(epochs)
+    epochs = _thin_epochs(epochs, max_columns, keys.values())
     edges = np.asarray(frames["edges"], float)
     runs = frames["runs"]
-    fig = Figure(figsize=(2.5 * len(epochs) + 0.8, 1.9 * len(runs) + 0.8), layout="constrained")
+    fig = Figure(figsize=(2.0 * len(epochs) + 0.9, 1.8 * len(runs) + 1.1), layout="constrained")
     axes = fig.subplots(len(runs), len(epochs), sharex=True, squeeze=False)
     starts = {e: name.replace(" from", "") for name, e in keys.items()}
     for row, r in enumerate(runs):
@@ -130,7 +155,8 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
             i = epoch_index(r, e)
             _movie_panel(ax, r, i, edges, method_color(r["slug"], row))
             ax.text(0.03, 0.97, _movie_note(r, i, peaks), transform=ax.transAxes, va="top",
-                    fontsize=6.5, bbox=_NOTE_BOX)
+                    fontsize=8, bbox=_NOTE_BOX)
+            ax.tick_params(labelsize=8)
             if row == 0:
                 ax.set_title(f"epoch {e}" + (f"\n({starts[e]} here)" if e in starts else ""),
                              fontsize=9)
@@ -141,6 +167,7 @@ def plot_margin_movie(frames: dict, epochs=None, *, n: int = 5, title: str | Non
     axes[0, 0].set_xlim(*_movie_xlim(frames, edges))
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
                fontsize=8)
-    fig.suptitle(title or f"margin movie: adversarial margins ({_movie_attack(frames)}) of a "
-                 "training slice (filled) and held-out points (line) during training", fontsize=10)
+    thinned = f" ({len(epochs)} of the {asked} epochs asked for)" if len(epochs) < asked else ""
+    fig.suptitle(title or f"margin movie: adversarial margins ({_movie_attack(frames)})\nof a "
+                 f"training slice (filled) and held-out points (line){thinned}", fontsize=10)
     return fig

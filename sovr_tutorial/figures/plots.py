@@ -171,7 +171,7 @@ def _mark_edge_bins(ax, edges, below: int, above: int):
             ax.fill_between([a, b], 0, 1, transform=ax.get_xaxis_transform(), facecolor="none",
                             edgecolor="0.45", hatch="///", lw=0)
             ax.text(a if ha == "left" else b, 0.98, f"{text}\n(edge bin)", transform=ax.get_xaxis_transform(),
-                    ha=ha, va="top", fontsize=7, color="0.3")
+                    ha=ha, va="top", fontsize=8, color="0.3")
 
 
 def _hist(ax, margins, edges, **kw):

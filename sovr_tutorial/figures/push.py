@@ -138,6 +138,21 @@ def flow_crossing(m0: float = 0.0, weight: float = 1.0):
 
 # --------------------------------------------------------------------------- figures
 
+def _log_ticks(axis, low: float, high: float):
+    """Labelled ticks on a log axis viewing [low, high] (plain numbers): at 1, 2 and 5 of each
+    decade when it spans three decades or fewer (an axis of one or two decades then reads
+    with several labels, not two), at each decade beyond."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    decades = math.log10(max(high, low) / min(high, low))
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=30))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 1.0, numticks=30))
+    axis.set_minor_formatter(NullFormatter())
+    axis.set_tick_params(labelsize=8)
+
+
 def plot_switch_cut(margins: dict, value: float = 0.4, batch_size: int = 128, *,
                     bins=None, title: str | None = None):
     """Adversarial margin histograms with the ratio rule's cut, one panel per model.
@@ -166,7 +181,7 @@ def plot_switch_cut(margins: dict, value: float = 0.4, batch_size: int = 128, *,
                      f"{s['cut_range'][1]:+.2f}); {100 * s['misclassified_share']:.0f}% of "
                      "switched are misclassified", fontsize=9)
         ax.set_xlabel("adversarial margin")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     axes[0].set_ylabel("samples")
     fig.suptitle(title or f"where the ratio rule at {value:g} switches (batches of {batch_size})",
                  fontsize=11)
@@ -181,7 +196,7 @@ def plot_push_and_flow(measured: dict | None = None, *, m0: float = -1.0, weight
     Right: margin against gradient-flow time (log scale) of CE at each weight and of OVR,
     started at ``m0``, with the crossings of :func:`flow_crossing` marked. ``cut``: a margin to
     mark on the left (where the ratio rule switches). Returns the Figure."""
-    fig = Figure(figsize=(12.5, 4.2))
+    fig = Figure(figsize=(12.5, 4.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     grid = np.linspace(-6, 6, 241)
     ax1.plot(grid, push_ratio(grid), color="k", linestyle="--",
@@ -192,13 +207,23 @@ def plot_push_and_flow(measured: dict | None = None, *, m0: float = -1.0, weight
         ax1.plot((e[:-1] + e[1:]) / 2, ratio, marker="o", markersize=3,
                  color=("tab:blue", "tab:green", "tab:purple")[i % 3], label=label)
     ax1.axhline(1, color="k", linewidth=0.8)
-    ax1.axvspan(grid[0], 0, color="tab:red", alpha=0.07, label="misclassified: OVR pushes less")
+    ax1.set_yscale("log")
+    ax1.set_xlim(grid[0], grid[-1])
+    low, high = ax1.get_ylim()   # autoscaled to the curves
+    # the bands say what they show: below the line y = 1 every curve drawn means OVR
+    # pushes less than CE (a statement about y, read off each curve); m < 0 is misclassified
+    if low < 1:
+        ax1.axhspan(low, 1, color="tab:red", alpha=0.07,
+                    label="ratio < 1: OVR pushes less than CE")
+    ax1.axvspan(grid[0], 0, facecolor="none", edgecolor="0.6", hatch="..", linewidth=0,
+                label="m < 0: misclassified")
     if cut is not None:
         ax1.axvline(cut, color="tab:orange", label=f"switch cut {cut:+.2f}")
-    ax1.set_yscale("log")
+    ax1.set_ylim(low, high)
+    _log_ticks(ax1.yaxis, low, high)
     ax1.set_xlabel("margin m")
     ax1.set_ylabel("OVR's push / CE's push on the margin")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=8)
     ax1.set_title("push ratio against the margin", fontsize=10)
 
     t = np.geomspace(1e-3, t_max, 300)
@@ -209,13 +234,13 @@ def plot_push_and_flow(measured: dict | None = None, *, m0: float = -1.0, weight
         cross = flow_crossing(m0, w)
         if cross is not None and cross[0] <= t_max:
             ax2.plot(*cross, "ko", markersize=5)
-            ax2.annotate(f"m = {cross[1]:.2f}\nt = {cross[0]:.3g}", cross, fontsize=7,
+            ax2.annotate(f"m = {cross[1]:.2f}\nt = {cross[0]:.3g}", cross, fontsize=8,
                          xytext=(5, -18), textcoords="offset points")
     ax2.axhline(0, color="k", linewidth=0.8)
+    _log_ticks(ax2.xaxis, *ax2.get_xlim())
     ax2.set_xlabel("gradient-flow time t (log scale)")
     ax2.set_ylabel("margin m")
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=8)
     ax2.set_title(f"two logits started at margin {m0:+.2f}: where OVR overtakes CE", fontsize=10)
     fig.suptitle(title or "OVR's push against CE's: it wins only above the crossing", fontsize=11)
-    fig.tight_layout()
     return fig

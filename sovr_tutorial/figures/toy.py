@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..runs import DEFAULT_SOVR_RATIO, Run
-from .plots import _hist, _to_numpy, method_color
+from .plots import _mark_edge_bins, _to_numpy, method_color
 
 #: Bins of the toy world's margin histograms (logits): the same for every method and seed;
 #: the two edge bins also hold everything beyond them (hatched and labelled, see _hist).
@@ -71,18 +71,32 @@ def _toy_color(slug: str, index: int = 0) -> str:
 
 
 def _toy_hist_axes(ax, margins, bins, *, color, label, filled=True):
-    kw = {"alpha": 0.55} if filled else {"histtype": "step", "linewidth": 2}
-    _hist(ax, margins, bins, color=color, label=label, **kw)
+    """Fractions of ``margins`` per bin of ``bins`` as one stairs artist (the picture of
+    :func:`~sovr_tutorial.figures.plots._hist`, without a patch per bin: cheaper to draw in a
+    widget), edge bins holding the overflow hatched and labelled."""
+    margins = np.asarray(margins, dtype=np.float64).ravel()
+    counts, _ = np.histogram(np.clip(margins, bins[0], bins[-1]), bins=bins)
+    heights = counts / max(margins.size, 1)
+    if filled:
+        ax.stairs(heights, bins, fill=True, color=color, alpha=0.55, label=label)
+    else:
+        ax.stairs(heights, bins, color=color, linewidth=2, label=label)
+    _mark_edge_bins(ax, bins, int((margins < bins[0]).sum()), int((margins > bins[-1]).sum()))
     ax.axvline(0, color="k", linewidth=0.8)
     ax.set_xlim(bins[0], bins[-1])
+
+
+def _eps_boxes(x, eps: float) -> np.ndarray:
+    """The (N, 4, 2) corners of each point's eps-box (vectorised: no patch per point)."""
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) * eps
+    return np.asarray(x, dtype=np.float64)[:, None, :] + corners[None]
 
 
 def _toy_regions_axes(ax, regions: str, grid: int, x, margins, eps: float):
     """Decision regions (one colour per class, boundaries in black) and each point's eps-box
     coloured by its margin."""
-    from matplotlib.collections import PatchCollection
+    from matplotlib.collections import PolyCollection
     from matplotlib.colors import ListedColormap, Normalize
-    from matplotlib.patches import Rectangle
 
     labels = (np.frombuffer(regions.encode(), dtype=np.uint8).astype(int)
               - ord("0")).reshape(grid, grid)
@@ -90,9 +104,9 @@ def _toy_regions_axes(ax, regions: str, grid: int, x, margins, eps: float):
     ax.imshow(labels, origin="lower", extent=(0, 1, 0, 1), cmap=cmap,
               interpolation="nearest", vmin=-0.5, vmax=labels.max() + 0.5)
     x = _to_numpy(x, "x")
-    boxes = [Rectangle((px - eps, py - eps), 2 * eps, 2 * eps) for px, py in x]
     norm = Normalize(-TOY_MARGIN_LIMIT, TOY_MARGIN_LIMIT)
-    coll = PatchCollection(boxes, cmap="RdBu", norm=norm, alpha=0.55, linewidth=0)
+    coll = PolyCollection(_eps_boxes(x, eps), cmap="RdBu", norm=norm, alpha=0.55,
+                          linewidth=0)
     coll.set_array(np.clip(np.asarray(margins, dtype=np.float64), -TOY_MARGIN_LIMIT,
                            TOY_MARGIN_LIMIT))
     ax.add_collection(coll)
@@ -123,24 +137,26 @@ def plot_toy_regions(results: list, x, *, eps: float, title: str | None = None):
     n = len(results)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.3 * cols + 0.8, 3.5 * rows))
+    fig = Figure(figsize=(2.9 * cols + 1.0, 3.4 * rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     coll = None
     for ax, r in zip(axes, _toy_order(results)):
         coll = _toy_regions_axes(ax, r["regions"]["labels"], r["regions"]["grid"], x,
                                  r["margins"]["train_adv"]["values"], eps)
         q = r["train_margin_quantiles"]
-        ax.set_title(f"{r['label']}\nPGD-20 {r['pgd_acc']:.1%}, margin attack "
-                     f"{r['margin_attack_acc']:.1%}\ntraining margins q10 {q['q10']:+.2f}, "
+        # short lines: a panel is under 3 inches wide at 8.5 points
+        ax.set_title(f"{r['label']}\nPGD-20 {r['pgd_acc']:.1%}, margin atk "
+                     f"{r['margin_attack_acc']:.1%}\ntrain q10 {q['q10']:+.2f}, "
                      f"q50 {q['q50']:+.2f}", fontsize=8.5)
     for ax in axes[n:]:
         ax.set_visible(False)
     bar = fig.colorbar(coll, ax=list(axes[:n]), shrink=0.8, pad=0.02)
     bar.set_label(f"adversarial margin of the point (clipped at +-{TOY_MARGIN_LIMIT:g}); "
                   "< 0 = wrong", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
     seed = results[0]["seed"]
     fig.suptitle(title or f"Toy world, seed {seed}: decision regions (colour = predicted "
-                 f"class) and each training point's eps-box (eps {eps:g}), coloured by its "
+                 f"class)\nand each training point's eps-box (eps {eps:g}), coloured by its "
                  "adversarial margin", fontsize=10)
     return fig
 
@@ -163,7 +179,7 @@ def plot_toy_margins(results: list, bins=TOY_BINS):
     if not groups:
         raise ValueError("results must hold at least one toy result")
     n = len(groups)
-    fig = Figure(figsize=(2.2 * n + 0.6, 5.6))
+    fig = Figure(figsize=(2.5 * n + 0.7, 6.2), layout="constrained")
     # y = fraction of points everywhere; each column (one run) its own scale, so a spike
     # (GAIRAT's) does not flatten the others
     axes = fig.subplots(2, n, squeeze=False, sharex=True, sharey="col")
@@ -178,17 +194,18 @@ def plot_toy_margins(results: list, bins=TOY_BINS):
                  for k in ("q10", "q50", "q90")}
             for k, style in (("q10", ":"), ("q50", "--"), ("q90", ":")):
                 ax.axvline(q[k], color=color, linestyle=style, linewidth=1.2)
+            # three short lines: a column is 2.5 inches wide
             ax.set_title(f"{rs[0]['label']}, {name}\nq10/50/90 {q['q10']:+.1f}/{q['q50']:+.1f}/"
-                         f"{q['q90']:+.1f}; peaks {_peak_text(rs, peaks)}", fontsize=8)
+                         f"{q['q90']:+.1f}\npeaks per seed {_peak_text(rs, peaks)}", fontsize=8)
+            ax.tick_params(labelsize=8)
             if c == 0:
-                ax.set_ylabel(f"fraction of {name} points")
+                ax.set_ylabel(f"fraction of {name} points", fontsize=9)
             if row == 1:
-                ax.set_xlabel("adversarial margin (PGD-20)")
+                ax.set_xlabel("adversarial margin (PGD-20)", fontsize=8)
     seeds = sorted({r["seed"] for r in results})
     fig.suptitle(f"Toy world: adversarial logit margins, {len(seeds)} seeds pooled "
-                 f"(seeds {','.join(map(str, seeds))}); dotted: q10 and q90, dashed: median; "
+                 f"(seeds {','.join(map(str, seeds))})\ndotted: q10 and q90, dashed: median; "
                  "hatched: overflow bins", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -327,7 +344,7 @@ def plot_toy_switch(results: list, control: dict | None = None):
     ax1.set_xlabel("AT's adversarial margin of the training point")
     ax1.set_ylabel("SOVR's margin minus AT's (same point)")
     ax1.set_title("where SOVR moves the margins (training points)", fontsize=10)
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=8)
 
     at_runs = groups["at"]
     for r in at_runs:
@@ -351,7 +368,7 @@ def plot_toy_switch(results: list, control: dict | None = None):
     ax2.set_xlabel("adversarial margin")
     ax2.set_ylabel("OVR's push on the margin / CE's (median)")
     ax2.set_title("OVR's push on the margin over CE's", fontsize=10)
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=8)
 
     rows = [r for r in toy_summary(results)]
     xs = np.arange(len(rows))
@@ -361,10 +378,10 @@ def plot_toy_switch(results: list, control: dict | None = None):
                      color={"q10": "tab:red", "q50": "k", "q90": "tab:blue"}[key])
     ax3.axhline(0, color="k", linewidth=0.8)
     ax3.set_xticks(xs)
-    ax3.set_xticklabels([r["label"] for r in rows], rotation=25, ha="right", fontsize=7.5)
+    ax3.set_xticklabels([r["label"] for r in rows], rotation=25, ha="right", fontsize=8)
     ax3.set_ylabel("adversarial training margin")
     ax3.set_title("training-margin quantiles (mean ± std over seeds)", fontsize=10)
-    ax3.legend(fontsize=7)
+    ax3.legend(fontsize=8)
     seeds = sorted({r["seed"] for r in results})
     fig.suptitle(f"Toy world, seeds {','.join(map(str, seeds))}: SOVR's effect on the margins "
                  "and the push of OVR against CE", fontsize=11)
@@ -405,7 +422,7 @@ def plot_toy_explorer(reference: dict, info: dict, x, *, eps: float, bins=TOY_BI
         vals = [100 * d[key] for key in keys]
         ax3.bar(xs + (k - 0.5) * 0.38, vals, 0.38, color=color, alpha=0.8, label=name)
         for x_, v in zip(xs + (k - 0.5) * 0.38, vals):
-            ax3.text(x_, v + 0.5, f"{v:.1f}", ha="center", fontsize=7)
+            ax3.text(x_, v + 0.5, f"{v:.1f}", ha="center", fontsize=8)
     ax3.set_xticks(xs)
     ax3.set_xticklabels(names, fontsize=8)
     ax3.set_ylim(0, 105)
