@@ -72,7 +72,8 @@ class ToyExplorer(ThresholdExplorer):
             info = toy_move(self.base_model, self.world, rule=rule, value=value,
                             tier=self.tier, **self.move_options)
             fig = plot_toy_explorer(self.reference, info, self.x_heldout, eps=self.tier.eps)
-            return info, figure_png(fig)
+            # laid out by tight_layout to fill its canvas: no second drawing to crop it
+            return info, figure_png(fig, tight=False)
 
         return cached(self.cache, key, make)
 
