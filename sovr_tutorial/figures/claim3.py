@@ -30,7 +30,7 @@ from .toy import _toy_color, _toy_runs
 #: one colour per class (strong: the hard points are drawn in them, the cores paler)
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 #: the margins' range the densities are drawn over (logits); peaks beyond it are noted
-DENSITY_RANGE = (-4.0, 16.0)
+DENSITY_RANGE = (-4.0, 20.0)
 
 
 def _world_axes(ax, x, y, hard, eps, *, rays, boxes, zoom=None):
