@@ -24,7 +24,7 @@ nbgrader documents as the setting for generating student versions only). A noteb
 markers comes out as its source with the outputs cleared.
 
 Output (``--out``, default ``build/student``): ``notebooks/*.ipynb``, the student copies,
-and a copy of ``results/``, because notebooks 05 and 06 read ``../results/...``: the folder
+and a copy of ``results/``, because notebooks 03, 06 and 07 read ``../results/...``: the folder
 keeps the repository's layout, so a teacher can hand it out as it is (the course package
 must be installed, as ``make course`` does), and a ``README.md`` that says so. The folder is
 replaced on every run; a non-empty folder without that README is never removed.
@@ -52,7 +52,7 @@ README = f"""{README_TITLE}
 
 Made by `make student` (docs/student.py) from the course's notebooks: solutions replaced by
 `raise NotImplementedError()` or "YOUR ANSWER HERE", hidden tests removed, outputs cleared.
-`results/` is a copy of the course's results, which notebooks 05 and 06 read.
+`results/` is a copy of the course's results, which notebooks 03, 06 and 07 read.
 
 Install the course package first (in its repository: `make course`, which picks the CPU build of
 torch on machines without a GPU), then open these notebooks with `jupyter lab notebooks/`.

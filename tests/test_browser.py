@@ -596,9 +596,9 @@ def test_harness_selftest(lab, page, timed):
 
 
 def test_threshold_explorer_in_browser(lab, page, timed):
-    """04_sovr: the switching-ratio slider redraws the margin histogram."""
-    _require_notebook("04_sovr.ipynb")
-    result = drive_slider(page, lab, Explorer("04_sovr.ipynb", "sovr-threshold-slider",
+    """05_sovr_cifar10: the switching-ratio slider redraws the margin histogram."""
+    _require_notebook("05_sovr_cifar10.ipynb")
+    result = drive_slider(page, lab, Explorer("05_sovr_cifar10.ipynb", "sovr-threshold-slider",
                                               "sovr-threshold-figure", "sovr-switched-label",
                                               "sovr-threshold-message"))
     for text in result["label"]:

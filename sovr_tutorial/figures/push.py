@@ -1,6 +1,6 @@
 """Where SOVR's switch falls on the margins, and how hard OVR pushes a margin compared with CE.
 
-Two pieces of notebook 04, section 4 (issue 11, section 4):
+Two pieces of notebook 05, section 2:
 
 * ``switch_stats``: the ratio rule picks the ``value`` fraction of smallest adversarial
   margins *of each batch*; on a set of measured margins it returns the margins where the cut

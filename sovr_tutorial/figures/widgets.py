@@ -1,4 +1,4 @@
-"""The SOVR threshold explorer of notebook 04 on CIFAR-10 (widget wiring; its figure is in
+"""The SOVR threshold explorer of notebook 05 on CIFAR-10 (widget wiring; its figure is in
 explorer_plots.py).
 
 Every slider is a thin wiring of a *pure function of explicit arguments* that tests (and

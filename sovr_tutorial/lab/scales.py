@@ -205,9 +205,13 @@ def scale_summary(root=None, slugs=SHOWN) -> str:
 
 def scale_verdicts(root=None, sovr: str | None = None, claims=(1, 2, 3, 4)) -> str:
     """The verdict per claim (of ``claims``) per scale as one markdown table (columns toy,
-    cpu, small)."""
+    cpu, small, and "toy, two populations" where ``results/toy-two`` holds runs: the world
+    built for claim 3)."""
     folders = scale_folders(root)
     out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None}
     for scale in ("cpu", "small"):
         out[scale] = claim_verdicts(folders[scale], sovr) if folders[scale] else None
+    two = (Path(root) if root is not None else results_dir()) / "toy-two"
+    if any(two.glob("*-s*.json")):
+        out["toy, two populations"] = toy_claim_verdicts(two, sovr)
     return verdicts_by_scale(out, claims)

@@ -10,7 +10,7 @@ Two comparisons a reviewer accepts, both for two runs evaluated on the *same* te
   order): their mean, standard deviation and a Student-t interval (``stats.paired_summary``).
 
 ``claim_verdicts(folder)`` is the one function that turns a results folder into verdicts;
-``results/README.md`` and notebook 06 both print its output, refreshed by
+``results/README.md`` and notebook 07 both print its output, refreshed by
 
     python -m sovr_tutorial.lab.verdicts results/cpu --write results/README.md
 
