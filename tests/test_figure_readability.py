@@ -209,3 +209,36 @@ def test_the_checks_can_fail(check):
     a.plot([1, 2], [1.5, 20])
     a.set_ylim(1.5, 20)
     assert check(fig)
+
+
+def _explorer_info(label, shift, rng, n=300, grid=40):
+    labels = (np.add.outer(np.arange(grid), np.arange(grid)) * 3 // grid) % 3
+    v = np.concatenate([rng.normal(shift, 1.5, n - 2), [-9.0, 9.0]])
+    q = dict(zip(("q10", "q50", "q90"), np.quantile(v, [0.1, 0.5, 0.9]).tolist()))
+    return {"label": label, "margins": v.tolist(), **q, "regions": "".join(map(str, labels.ravel())),
+            "grid": grid, "clean_acc": 0.89, "pgd_acc": 0.82, "margin_attack_acc": 0.81,
+            "switched_fraction": 0.4, "steps": 60, "eval_steps": 20, "margin_steps": 20}
+
+
+def test_toy_explorer_is_readable_with_its_kept_layout():
+    """The toy explorer's figure (SOVR against its CE reference), laid out once and then drawn
+    with that layout for another move: readable, every text inside the canvas."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (300, 2))
+    ref = _explorer_info("CE fine-tuned (ratio 0)", 1.5, rng)
+    first = toy_plots.plot_toy_explorer(ref, ref, x, eps=0.0375)
+    _assert_readable(first)
+    p = first.subplotpars
+    layout = {k: getattr(p, k) for k in ("left", "right", "bottom", "top", "wspace", "hspace")}
+    fig = toy_plots.plot_toy_explorer(ref, _explorer_info("SOVR (threshold -1.5)", 2.5, rng), x,
+                                      eps=0.0375, layout=layout)
+    _assert_readable(fig)
+    renderer = _draw(fig)
+    canvas = fig.bbox
+    outside = [t.get_text()[:30] for t in _visible_texts(fig)
+               if not canvas.contains(*t.get_window_extent(renderer).p0)
+               or not canvas.contains(*t.get_window_extent(renderer).p1)]
+    assert not outside, outside
+    labels = fig.axes[1].get_legend_handles_labels()[1]
+    assert labels[0].startswith("CE fine-tuned (ratio 0)") and labels[1].startswith("SOVR")
+    assert fig.axes[2].get_legend_handles_labels()[1] == ["CE", "SOVR"]

@@ -256,3 +256,80 @@ def test_the_toy_explorer_redraws_when_the_slider_moves(at_model):
     ex.rule_buttons.value = "threshold"
     assert (ex.slider.min, ex.slider.max) == (-2.0, 4.0)
     assert "margin attack" in ex.stats.value
+    assert "against CE fine-tuned from the same start" in ex.stats.value
+
+
+MEASURES = ("margins", "q10", "q50", "q90", "pgd_acc", "clean_acc", "margin_attack_acc",
+            "regions", "grid", "eval_steps", "margin_steps", "settings")
+FT = {"tier": toy_data.toy_tier(), "steps": 4, "batch_size": 64, "seed": 1}
+
+
+def test_ratio_0_is_the_toy_ce_reference_exactly(at_model):
+    """The explorer's reference is CE fine-tuned from the same start with the same steps,
+    seed and batches, measured on the same points: SOVR at ratio 0 gives it to the bit."""
+    model, world = at_model
+    before = [p.detach().clone() for p in model.parameters()]
+    ref = toy_model.toy_reference(model, world, **FT)
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    assert ref["label"] == toy_model.TOY_CE_LABEL == "CE fine-tuned (ratio 0)"
+    assert (ref["rule"], ref["value"], ref["switched_fraction"]) == ("ratio", 0.0, 0.0)
+    assert ref["settings"]["steps"] == 4 and ref["settings"]["batch_size"] == 64
+    zero = toy_model.toy_move(model, world, rule="ratio", value=0.0, **FT)
+    assert {k: zero[k] for k in MEASURES} == {k: ref[k] for k in MEASURES}
+    assert toy_model.check_toy_reference(ref, zero) is ref
+    again = toy_model.toy_reference(model, world, **FT)           # pure
+    assert {k: again[k] for k in MEASURES} == {k: ref[k] for k in MEASURES}
+    one = toy_model.toy_move(model, world, rule="ratio", value=1.0, **FT)
+    assert one["margins"] != ref["margins"]
+    other = toy_model.toy_move(model, world, rule="ratio", value=0.0, **{**FT, "steps": 5})
+    with pytest.raises(ValueError, match="steps 4 != 5"):
+        toy_model.check_toy_reference(ref, other)
+    with pytest.raises(TypeError):
+        toy_model.check_toy_reference({"margins": []}, zero)
+
+
+def test_the_toy_explorer_computes_its_ce_reference_once(at_model, monkeypatch):
+    from sovr_tutorial.figures import toy_widgets
+    model, world = at_model
+    calls = []
+    real = toy_widgets.toy_reference
+    monkeypatch.setattr(toy_widgets, "toy_reference",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    ex = ToyExplorer(model, world, compute=False, **FT)
+    assert calls == []                                        # not before the first move
+    zero, png = ex.result("ratio", 0.0)
+    assert {k: zero[k] for k in MEASURES} == {k: ex.ce_reference[k] for k in MEASURES}
+    ex.result("ratio", 1.0)
+    ex.result("threshold", 2.0)
+    assert len(calls) == 1 and calls[0]["steps"] == 4 and calls[0]["seed"] == 1
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # the first figure's layout is kept for the next ones
+    assert set(ex._layout) == {"left", "right", "bottom", "top", "wspace", "hspace"}
+
+
+def test_the_explorer_defaults_are_its_documented_choices():
+    """60 steps at lr 0.1, batch 256, PGD-5; PGD-20 on the margin (see the widget's text)."""
+    import inspect
+    params = inspect.signature(toy_model.toy_move).parameters
+    assert {k: params[k].default for k in ("steps", "lr", "batch_size", "attack_steps",
+                                           "margin_steps")} == \
+        {"steps": 60, "lr": 0.1, "batch_size": 256, "attack_steps": 5, "margin_steps": 20}
+    assert inspect.signature(toy_model.toy_reference).parameters["steps"].default == 60
+    assert "60 fine-tuning steps" in ToyExplorer.__doc__ and "PGD-20 on the" in ToyExplorer.__doc__
+
+
+def test_the_explorer_margin_attack_reports_what_pgd_50_does(at_model):
+    """PGD-20 on the margin (the explorer's) against PGD-50 (what it used before) on AT and
+    on a copy fine-tuned with SOVR: the same accuracy to within 1 point (the benchmark checks
+    the toy tier's full AT model and its moves: 0.1 point there)."""
+    from sovr_tutorial.runs import Run
+    from sovr_tutorial.train import finetune
+    model, world = at_model
+    tier = toy_data.toy_tier()
+    (x_tr, y_tr, _), (x_te, y_te, _) = world
+    moved, _ = finetune(model, Run("sovr", rule="ratio", value=1.0), x_tr, y_tr,
+                        tier=tier.replace(train_steps=5), steps=4, batch_size=64)
+    for m in (model, moved):
+        acc = {steps: toy_model.measure_toy_model(m, x_te, y_te, tier=tier, margin_steps=steps)
+               ["margin_attack_acc"] for steps in (toy_model.EXPLORER_MARGIN_STEPS, 50)}
+        assert abs(acc[20] - acc[50]) <= 0.01, acc

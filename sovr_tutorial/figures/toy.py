@@ -390,34 +390,43 @@ def plot_toy_switch(results: list, control: dict | None = None):
 
 
 def plot_toy_explorer(reference: dict, info: dict, x, *, eps: float, bins=TOY_BINS,
-                      title: str | None = None):
-    """The toy explorer's picture of one move (:func:`sovr_tutorial.toy.model.toy_move`).
+                      title: str | None = None, layout: dict | None = None):
+    """The toy explorer's picture of one move (:func:`sovr_tutorial.toy.model.toy_move`)
+    against its CE reference (:func:`sovr_tutorial.toy.model.toy_reference`: the same
+    fine-tune from the same AT model under CE, measured on the same points).
 
     Left: the fine-tuned model's decision regions with the held-out points' eps-boxes
-    coloured by their adversarial margins; middle: held-out margin histograms of AT
-    (``reference``, from :func:`sovr_tutorial.toy.model.measure_toy_model`) and of SOVR on the
-    same bins (fraction of points; hatched edge bins hold the overflow); right: accuracy
-    under PGD-20 and under the margin attack, AT against SOVR. x: (N, 2) held-out points.
+    coloured by their adversarial margins; middle: held-out margin histograms of the CE
+    fine-tune (``reference``, outline) and of SOVR (filled) on the same bins (fraction of
+    points; hatched edge bins hold the overflow); right: clean accuracy and accuracy under
+    PGD-``eval_steps`` and under the margin attack, CE against SOVR. x: (N, 2) held-out
+    points. ``layout``: subplot parameters (``left``, ``right``, ``bottom``, ``top``,
+    ``wspace``, ``hspace``) to place the axes with; None fits them with tight_layout (the
+    explorer fits them once, at its first figure, and passes them on).
     """
     fig = Figure(figsize=(13.5, 4.2))
     ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.5, 0.9]})
+    pgd = f"PGD-{info.get('eval_steps', 20)}"
+    ref_label = reference.get("label", "CE fine-tuned (ratio 0)")
     _toy_regions_axes(ax1, info["regions"], info["grid"], x, info["margins"], eps)
     ax1.set_title(f"{info['label']}: regions and held-out eps-boxes\n(red: wrong under "
-                  "PGD-20, blue: right)", fontsize=9)
+                  f"{pgd}, blue: right)", fontsize=9)
     _toy_hist_axes(ax2, reference["margins"], bins, color=method_color("at"),
-                   label=f"AT before fine-tuning (q10 {reference['q10']:+.2f}, median "
+                   label=f"{ref_label} (q10 {reference['q10']:+.2f}, median "
                          f"{reference['q50']:+.2f})", filled=False)
     _toy_hist_axes(ax2, info["margins"], bins, color=method_color("sovr"),
                    label=f"{info['label']} (q10 {info['q10']:+.2f}, median {info['q50']:+.2f})")
-    ax2.set_xlabel("adversarial margin of held-out points (PGD-20); < 0 = wrong")
+    ax2.set_xlabel(f"adversarial margin of held-out points ({pgd}); < 0 = wrong")
     ax2.set_ylabel("fraction of held-out points")
-    ax2.legend(fontsize=8, loc="upper left")
+    ax2.set_ylim(0, 1.45 * ax2.get_ylim()[1])   # room for the legend above the bars
+    ax2.legend(fontsize=8, loc="upper center", title="same start, steps, batches and seed",
+               title_fontsize=8)
     ax2.set_title(f"switched to OVR during fine-tuning: {info['switched_fraction']:.1%} of "
-                  "samples", fontsize=9)
-    names = ("clean", "PGD-20", "margin attack")
+                  "samples (CE: none)", fontsize=9)
+    names = ("clean", pgd, f"margin attack\n(PGD-{info.get('margin_steps', 50)})")
     keys = ("clean_acc", "pgd_acc", "margin_attack_acc")
     xs = np.arange(len(keys))
-    for k, (d, name, color) in enumerate(((reference, "AT", method_color("at")),
+    for k, (d, name, color) in enumerate(((reference, "CE", method_color("at")),
                                           (info, "SOVR", method_color("sovr")))):
         vals = [100 * d[key] for key in keys]
         ax3.bar(xs + (k - 0.5) * 0.38, vals, 0.38, color=color, alpha=0.8, label=name)
@@ -428,7 +437,14 @@ def plot_toy_explorer(reference: dict, info: dict, x, *, eps: float, bins=TOY_BI
     ax3.set_ylim(0, 105)
     ax3.set_ylabel("held-out accuracy (%)")
     ax3.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title or f"{info['label']}: {info['steps']} fine-tuning steps from AT",
-                 fontsize=10)
-    fig.tight_layout()
+    s = info.get("settings", {})
+    how = ", ".join(f"{name} {s[key]:g}" for key, name in (("lr", "lr"), ("batch_size", "batch"))
+                    if key in s)
+    fig.suptitle(title or f"{info['label']} against CE: {info['steps']} fine-tuning steps each "
+                          f"({how + ', ' if how else ''}PGD-{s.get('attack_steps', 5)}), same AT start, "
+                          "batches and seed", fontsize=10)
+    if layout is None:
+        fig.tight_layout()
+    else:
+        fig.subplots_adjust(**layout)
     return fig

@@ -2,7 +2,8 @@
 (:func:`train_toy`), measuring it (:func:`evaluate_toy`: accuracies under PGD-20, the margin
 attack and AutoAttack, margins, the push of CE and OVR, decision regions) and the explorer's
 move of notebook 04 (:func:`toy_move`: fine-tune a copy of an AT model with SOVR at one
-switching rule and value and measure it on held-out points, :func:`measure_toy_model`).
+switching rule and value and measure it on held-out points, :func:`measure_toy_model`; its
+reference :func:`toy_reference`: the same fine-tune under CE).
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import torch
 
 from ..attacks import attack_dataset
 from ..autoattack import autoattack_eval
-from ..devices import model_device, pick_device
+from ..checks import check_number, check_steps
+from ..devices import model_device, pick_device, torch_threads
 from ..evaluate import pgd_accuracy, predictions
 from ..losses import sovr_select
 from ..margins import _margin, margin_stats, margin_summary
+from ..models import eval_mode
 from ..runs import Run, as_run
 from ..tiers import pgd_step_size
 from ..train import finetune, train
@@ -219,53 +222,137 @@ def train_toy(run, seed: int = 0, tier=None, *, device=None, kind: str = DEFAULT
 # --------------------------------------------------------------------------- the explorer
 
 EXPLORER_HELDOUT = 1024     # held-out points the explorer measures on (the test set's first)
+#: The explorer's fine-tune (:func:`toy_move`, :func:`toy_reference`): steps, learning rate,
+#: batch size and PGD steps. 60 steps at the toy tier's training learning rate 0.1 (the
+#: explorer first did 120 at 0.05: the same lr x steps, half the time; SOVR's shift of the
+#: held-out margins against the CE fine-tune is about the same, e.g. ratio 1: median +0.90
+#: against +0.93 logits), so that a move answers in about a second.
+EXPLORER_STEPS, EXPLORER_LR, EXPLORER_BATCH, EXPLORER_ATTACK_STEPS = 60, 0.1, 256, 5
+#: The explorer's margin attack: PGD-20 on the margin, one restart. evaluate_toy's is
+#: PGD-50 with 3 restarts; on the toy AT model and the benchmark's moves PGD-20 reports the
+#: same accuracy as PGD-50 (to 0.5 pt: ``python -m benchmarks.toy_explorer`` prints both).
+EXPLORER_MARGIN_STEPS = 20
+#: What the explorer's CE reference is called on its figure and in its text.
+TOY_CE_LABEL = "CE fine-tuned (ratio 0)"
+#: the options of toy_move that fix a fine-tune and its measurement: a CE reference
+#: (:func:`toy_reference`) compares with a move only if all of them agree
+TOY_SETTINGS = ("steps", "lr", "batch_size", "attack_steps", "seed", "margin_steps")
 
 
-def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1) -> dict:
+def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1,
+                      margin_steps: int = EXPLORER_MARGIN_STEPS) -> dict:
     """What the explorer shows of a model on held-out points x (N, 2), y (N,).
 
     Adversarial margins at PGD-``eval_steps`` (CE), robust accuracy under it (right clean
-    and at the PGD point), clean accuracy, accuracy under the margin attack (PGD-50 on the
-    margin, ``restarts`` restarts) and the decision regions.
+    and at the PGD point), clean accuracy, accuracy under the margin attack (PGD-
+    ``margin_steps`` on the margin, ``restarts`` restarts) and the decision regions on
+    :data:`~sovr_tutorial.toy.world.REGION_GRID` cells. One forward pass per set of points
+    (clean, PGD), without autograd; the attacks are the package's
+    (:func:`~sovr_tutorial.attacks.attack_dataset`, :func:`~sovr_tutorial.evaluate.pgd_accuracy`).
     """
     x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
                            alpha=tier.eval_step_size, batch_size=len(y))
-    with torch.no_grad():
-        m = _margin(model(x_adv), y).cpu().numpy()
+    margin_acc = pgd_accuracy(model, x, y, eps=tier.eps, steps=margin_steps,
+                              alpha=pgd_step_size(tier.eps, margin_steps), restarts=restarts,
+                              loss="margin", seed=seed, batch_size=len(y))
+    device = model_device(model)
+    with torch.inference_mode(), eval_mode(model):
+        y_dev = y.to(device)
+        z_adv = model(x_adv.to(device))
+        clean_ok = (model(x.to(device)).argmax(1) == y_dev).cpu()
+        pgd_ok = (z_adv.argmax(1) == y_dev).cpu()
+        m = _margin(z_adv, y_dev).cpu().numpy()
     summary = margin_summary(m)
-    clean_ok, pgd_ok = _correct(model, x, x_adv, y)
     return {"margins": m.tolist(), "q10": summary["q10"], "q50": summary["q50"],
             "q90": summary["q90"], "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
-            "clean_acc": clean_ok.float().mean().item(),
-            "margin_attack_acc": pgd_accuracy(
-                model, x, y, eps=tier.eps, steps=MARGIN_ATTACK_STEPS,
-                alpha=pgd_step_size(tier.eps, MARGIN_ATTACK_STEPS), restarts=restarts, loss="margin",
-                seed=seed, batch_size=len(y)),
+            "clean_acc": clean_ok.float().mean().item(), "margin_attack_acc": margin_acc,
+            "eval_steps": tier.eval_steps, "margin_steps": margin_steps,
             "regions": decision_regions(model), "grid": REGION_GRID}
 
 
+def _toy_settings(tier, steps, lr, batch_size, attack_steps, seed, margin_steps) -> dict:
+    """The checked settings of a fine-tune and its measurement (what :func:`toy_move` and
+    :func:`toy_reference` share; a move compares with a reference only if they agree)."""
+    return {"tier": tier.name, "eps": float(tier.eps), "eval_steps": int(tier.eval_steps),
+            "steps": check_steps(steps, "steps"),
+            "lr": float(check_number("lr", lr, low=0.0, low_open=True)),
+            "batch_size": check_steps(batch_size, "batch_size"),
+            "attack_steps": check_steps(attack_steps, "attack_steps"),
+            "seed": check_number("seed", seed, low=0, integer=True),
+            "margin_steps": check_steps(margin_steps, "margin_steps")}
+
+
+def _toy_finetune_and_measure(base_model, run, world, tier, settings: dict) -> dict:
+    """One fine-tune of ``run`` from ``base_model`` with ``settings`` and its measures on the
+    first EXPLORER_HELDOUT test points: the one computation of :func:`toy_move` and
+    :func:`toy_reference` (they differ only in ``run``'s loss)."""
+    s = settings
+    t0 = time.perf_counter()
+    (x_tr, y_tr, _), (x_te, y_te, _) = world
+    ft_tier = tier.replace(train_steps=s["attack_steps"],
+                           alpha=pgd_step_size(tier.eps, s["attack_steps"]))
+    model, log = finetune(base_model, run, x_tr, y_tr, tier=ft_tier, steps=s["steps"],
+                          batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"])
+    with torch_threads(tier.threads):   # the measurement on the fine-tune's threads too
+        out = measure_toy_model(model, x_te[:EXPLORER_HELDOUT], y_te[:EXPLORER_HELDOUT],
+                                tier=tier, seed=s["seed"], margin_steps=s["margin_steps"])
+    switched = [st.get("switched", 0.0) for st in log]
+    return {**out, "rule": run.rule, "value": run.value, "label": run.label,
+            "switched_fraction": float(np.mean(switched)), "switched_per_step": switched,
+            "steps": s["steps"], "settings": dict(s), "seconds": time.perf_counter() - t0}
+
+
 def toy_move(base_model, world, *, rule: str = "ratio", value: float = 0.4, tier=None,
-             steps: int = 120, lr: float = 0.05, batch_size: int = 256,
-             attack_steps: int = 5, seed: int = 0) -> dict:
+             steps: int = EXPLORER_STEPS, lr: float = EXPLORER_LR,
+             batch_size: int = EXPLORER_BATCH, attack_steps: int = EXPLORER_ATTACK_STEPS,
+             seed: int = 0, margin_steps: int = EXPLORER_MARGIN_STEPS) -> dict:
     """One move of the toy explorer: fine-tune a copy of ``base_model`` (AT) with SOVR at
     ``rule`` / ``value`` for ``steps`` steps (:func:`sovr_tutorial.train.finetune`, PGD-
-    ``attack_steps`` at the tier's eps) on the training points of ``world``, then measure
-    it on the first EXPLORER_HELDOUT test points (:func:`measure_toy_model`).
+    ``attack_steps`` at the tier's eps, learning rate ``lr``) on the training points of
+    ``world``, then measure it on the first EXPLORER_HELDOUT test points
+    (:func:`measure_toy_model`, margin attack PGD-``margin_steps``).
 
-    ``base_model`` is never changed and the result depends only on the arguments.
-    Returns the measures plus ``rule``, ``value``, ``switched_fraction`` (share of the
-    fine-tuning samples that got OVR), ``switched_per_step`` and ``seconds``.
+    ``base_model`` is never changed and the result depends only on the arguments; the same
+    fine-tune under CE is :func:`toy_reference` (ratio 0 gives it exactly).
+    Returns the measures plus ``rule``, ``value``, ``label``, ``switched_fraction`` (share of
+    the fine-tuning samples that got OVR), ``switched_per_step``, ``steps``, ``settings``
+    (what :func:`check_toy_reference` compares) and ``seconds``.
     """
     tier = tier if tier is not None else toy_tier()
     run = Run("sovr", rule=rule, value=value)
-    t0 = time.perf_counter()
-    (x_tr, y_tr, _), (x_te, y_te, _) = world
-    ft_tier = tier.replace(train_steps=attack_steps, alpha=pgd_step_size(tier.eps, attack_steps))
-    model, log = finetune(base_model, run, x_tr, y_tr, tier=ft_tier, steps=steps,
-                          batch_size=batch_size, lr=lr, seed=seed)
-    out = measure_toy_model(model, x_te[:EXPLORER_HELDOUT], y_te[:EXPLORER_HELDOUT],
-                            tier=tier, seed=seed)
-    switched = [s["switched"] for s in log]
-    return {**out, "rule": run.rule, "value": run.value, "label": run.label,
-            "switched_fraction": float(np.mean(switched)), "switched_per_step": switched,
-            "steps": steps, "seconds": time.perf_counter() - t0}
+    settings = _toy_settings(tier, steps, lr, batch_size, attack_steps, seed, margin_steps)
+    return _toy_finetune_and_measure(base_model, run, world, tier, settings)
+
+
+def toy_reference(base_model, world, *, tier=None, steps: int = EXPLORER_STEPS,
+                  lr: float = EXPLORER_LR, batch_size: int = EXPLORER_BATCH,
+                  attack_steps: int = EXPLORER_ATTACK_STEPS, seed: int = 0,
+                  margin_steps: int = EXPLORER_MARGIN_STEPS) -> dict:
+    """The toy explorer's reference: ``base_model`` fine-tuned with plain CE on the
+    PGD-``attack_steps`` points (more AT) exactly as :func:`toy_move` fine-tunes with SOVR
+    (same start, steps, lr, batches, attack and seed: SOVR at ratio 0 *is* this loss),
+    measured on the same held-out points with the same attacks.
+
+    Returns the keys of :func:`toy_move` with ``rule`` "ratio", ``value`` 0.0,
+    ``switched_fraction`` 0.0 and ``label`` :data:`TOY_CE_LABEL`. A pure function: the
+    explorer computes it once and keeps it.
+    """
+    tier = tier if tier is not None else toy_tier()
+    settings = _toy_settings(tier, steps, lr, batch_size, attack_steps, seed, margin_steps)
+    info = _toy_finetune_and_measure(base_model, Run("at"), world, tier, settings)
+    info.update(rule="ratio", value=0.0, label=TOY_CE_LABEL)
+    return info
+
+
+def check_toy_reference(reference, info: dict) -> dict:
+    """``reference`` if it is a :func:`toy_reference` made with the settings of the move
+    ``info``, else a ValueError saying what differs (TypeError if it is no such dict)."""
+    if not isinstance(reference, dict) or "settings" not in reference:
+        raise TypeError("reference must be the info dict of toy_reference(...), got "
+                        f"{type(reference).__name__}")
+    ref, mine = reference["settings"], info["settings"]
+    differ = [f"{k} {ref.get(k)!r} != {v!r}" for k, v in mine.items() if ref.get(k) != v]
+    if differ:
+        raise ValueError("the CE reference was fine-tuned or measured with other settings "
+                         "than the move (reference, move): " + ", ".join(differ))
+    return reference
