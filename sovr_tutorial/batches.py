@@ -9,6 +9,8 @@ import torch
 
 from .checks import check_labels, check_number
 
+PADDING = 4   # pixels of zeros each side for the training crops
+
 
 def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
     """Random crop (``padding`` pixels of zeros each side) and random horizontal flip.
@@ -31,15 +33,29 @@ def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> to
 
 
 def _augment(x, generator, padding=4):
+    dy, dx, flip = _draw(x.shape[0], generator, padding)
+    return _crop_flip(x, dy.to(x.device), dx.to(x.device), flip.to(x.device), padding)
+
+
+def _draw(n, generator, padding):
+    """The random numbers of one batch of ``n`` images: row offsets, column offsets (each in
+    0..2 * padding) and flips, drawn in this order on the generator's device, so results do
+    not depend on the images' device. Each number takes one draw from the generator: drawing
+    the batches of an epoch one after another gives the numbers a per-step draw gives."""
+    gdev = generator.device
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev)
+    flip = torch.rand(n, generator=generator, device=gdev) < 0.5
+    return dy, dx, flip
+
+
+def _crop_flip(x, dy, dx, flip, padding):
+    """x (N, C, H, W) cropped at offsets dy, dx (N,) of its zero-padded copy, mirrored where
+    flip (N,); dy, dx and flip on x's device."""
     n, c, h, w = x.shape
     p = padding
     padded = x.new_zeros((n, c, h + 2 * p, w + 2 * p))
     padded[:, :, p:p + h, p:p + w] = x
-    # Draw on the generator's device, then move: results do not depend on x's device.
-    gdev = generator.device
-    dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)
-    dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)
-    flip = (torch.rand(n, generator=generator, device=gdev) < 0.5).to(x.device)
     ar_h = torch.arange(h, device=x.device)
     ar_w = torch.arange(w, device=x.device)
     rows = dy[:, None] + ar_h                                             # (N, H)
@@ -100,16 +116,30 @@ class Batches:
     def __iter__(self):
         g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
         self.epoch += 1
-        n = self.x.shape[0]
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
+        order, dy, dx, flip = self._plan(g)
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            lo, hi = b * self.batch_size, (b + 1) * self.batch_size
+            idx = order[lo:hi]
             xb = self.x[idx]
             xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb
             if self.augment:
-                xb = _augment(xb, g)
+                xb = _crop_flip(xb, dy[lo:hi], dx[lo:hi], flip[lo:hi], PADDING)
             yield xb, self.y[idx]
+
+    def _plan(self, g):
+        """The epoch's order, crop offsets and flips, drawn up front on the CPU in the order
+        a per-step draw takes them (the order, then each batch's offsets and flips in turn)
+        and moved to the device in one transfer: no host-to-device copy inside the epoch."""
+        n = self.x.shape[0]
+        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        if not self.augment:
+            return order.to(self.device), None, None, None
+        sizes = [min(self.batch_size, n - b * self.batch_size) for b in range(len(self))]
+        draws = [_draw(size, g, PADDING) for size in sizes]
+        dy, dx, flip = (torch.cat([d[i] for d in draws]) for i in range(3))
+        m = dy.numel()
+        plan = torch.cat([order, dy, dx, flip.long()]).to(self.device)   # the one transfer
+        return plan[:n], plan[n:n + m], plan[n + m:n + 2 * m], plan[n + 2 * m:] != 0
 
 
 def batches(x_uint8, y, batch_size, *, shuffle=True, augment=False, seed=0, device="cpu",

@@ -20,7 +20,7 @@ from PIL import Image
 
 from sovr_tutorial import data, paths
 from sovr_tutorial.__main__ import data_main
-from sovr_tutorial.batches import augment, batches
+from sovr_tutorial.batches import _epoch_seed, augment, batches
 from sovr_tutorial.data import (CLASSES, DATA_ENV, LABELS, DataError, load_cifar10,
                                 sha256_file, verify_sha256)
 from sovr_tutorial.models import CIFAR_MEAN
@@ -556,6 +556,55 @@ def test_batches_with_augment_are_deterministic_and_in_range():
     assert all(t.min() >= 0 and t.max() <= 1 and t.shape[1:] == (3, 32, 32) for t in a)
     plain = torch.cat([xb for xb, _ in batches(x, y, 8, augment=False, seed=0)])
     assert not torch.equal(torch.cat(a), plain)
+
+
+def _per_step_epoch(x, y, batch_size, seed, epoch, *, drop_last=False):
+    """The batches as they were drawn before the epoch's plan: the order, then each step's
+    crop offsets and flips drawn from the epoch's generator just before its batch."""
+    g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+    order = torch.randperm(x.shape[0], generator=g)
+    n_batches = x.shape[0] // batch_size if drop_last else -(-x.shape[0] // batch_size)
+    out = []
+    for b in range(n_batches):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        out.append((augment(x[idx].float().div_(255), g), y[idx]))
+    return out
+
+
+@pytest.mark.parametrize("n, batch_size, drop_last", [(103, 10, False), (103, 10, True),
+                                                      (64, 64, False), (7, 10, False)])
+def test_batches_drawn_up_front_equal_the_per_step_draws_bit_for_bit(n, batch_size, drop_last):
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=_gen(1))
+    y = torch.arange(n) % 10
+    loader = batches(x, y, batch_size, augment=True, seed=5, drop_last=drop_last)
+    for epoch in range(3):
+        new = list(loader)
+        ref = _per_step_epoch(x, y, batch_size, 5, epoch, drop_last=drop_last)
+        assert len(new) == len(ref) == len(loader)
+        for (xb, yb), (xr, yr) in zip(new, ref):
+            assert torch.equal(yb, yr)
+            assert xb.dtype == xr.dtype and torch.equal(xb, xr)
+    loader.set_epoch(1)                                  # resume replays epoch 1 exactly
+    assert all(torch.equal(a[0], b[0]) for a, b in
+               zip(loader, _per_step_epoch(x, y, batch_size, 5, 1, drop_last=drop_last)))
+
+
+def test_batches_move_the_epochs_plan_to_the_device_once(monkeypatch):
+    """One host-to-device transfer per epoch: the plan (order, offsets, flips) is the only
+    tensor the loader moves during a pass, however many batches the pass has."""
+    x = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8, generator=_gen(0))
+    y = torch.arange(50) % 10
+    loader = batches(x, y, 8, augment=True, seed=0)
+    moved = []
+    real_to = torch.Tensor.to
+
+    def to(self, *args, **kwargs):
+        moved.append(tuple(self.shape))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    assert len(list(loader)) == 7
+    assert moved == [(50 + 3 * 50,)]
 
 
 @pytest.mark.parametrize("kwargs, exc", [({"batch_size": 0}, ValueError),
