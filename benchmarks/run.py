@@ -12,7 +12,11 @@
    quieter affects every loop alike; each round gives one ratio per variant (its img/s
    over the reference's in that round), and the median ratio is printed with its range
    over the rounds. Variants of the package loop: fp32; bf16 autocast (the tier's
-   ``precision="bf16"``, fp32 master weights); ``torch.compile`` of the model (fp32).
+   ``precision="bf16"``, fp32 master weights); ``compile``: ``fit(compile=True)``'s models
+   (the update and the attack passes compiled, as fit compiles them); ``fold``: the tier
+   option ``fold_bn`` (the attack's passes on the model with BatchNorm folded into the
+   convs). Every variant after the first is also given as its per-round ratio to the first
+   (``--variants "package fp32,package fp32 fold"``: fold's speed-up over plain fp32).
 2. Time of AutoAttack (standard) per 100 test images for the cpu-tier small model.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ from PIL import Image
 import sovr_tutorial as st
 from sovr_tutorial.batches import batches
 from sovr_tutorial.runs import Run
-from sovr_tutorial.train import train_step
+from sovr_tutorial.train import step_models, train_step
 
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 10
 
@@ -88,21 +92,21 @@ def reference_loop(x, y, model_name, width, batch_size):
 
 
 def package_loop(x, y, model_name, width, batch_size, precision="fp32", compile=False,
-                 channels_last=True):
+                 channels_last=True, fold_bn=False):
     """(step, endless batch iterator) of the package's loop: its batches and train_step,
     channels_last weights and inputs (as build_model and fit make them), with the tier's
-    precision; ``compile``: the model through torch.compile, for the attack's passes as
-    well as the update's."""
+    precision and ``fold_bn``; the update's and the attack's models are the ones ``fit``
+    runs (:func:`sovr_tutorial.train.step_models`), compiled as ``fit(compile=...)`` does."""
     tier = st.get_tier("cpu", model=model_name, width=width, batch_size=batch_size,
-                       precision=precision)
+                       precision=precision, fold_bn=fold_bn)
     model, opt = _fresh(model_name, width, channels_last=channels_last)
-    step_model = torch.compile(model) if compile else model
+    step_model, attack_model = step_models(model, tier, compile=compile)
     run = Run("at")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def step(xb, yb):
         xb = xb.contiguous(memory_format=memory_format)
-        train_step(run, step_model, opt, xb, yb, tier=tier, epoch=0)
+        train_step(run, step_model, opt, xb, yb, tier=tier, epoch=0, attack_model=attack_model)
 
     loader = batches(x, y, batch_size, shuffle=True, augment=True, seed=0, drop_last=True)
     return step, itertools.chain.from_iterable(itertools.repeat(loader))
@@ -143,7 +147,8 @@ def bench_training(x, y, *, rounds, steps, variants, model_name="small_cnn", wid
     for name in variants:
         precision = "bf16" if "bf16" in name else "fp32"
         loops[name] = package_loop(x, y, model_name, width, batch_size, precision=precision,
-                                   compile="compile" in name, channels_last="nchw" not in name)
+                                   compile="compile" in name, channels_last="nchw" not in name,
+                                   fold_bn="fold" in name)
     rates = interleaved(loops, rounds, steps)
     ratios = {name: [p / r for p, r in zip(rates[name], rates["reference"])]
               for name in variants}
@@ -177,7 +182,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads (the goal: 2 cores)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"package loops to time against the reference (default {VARIANTS}; "
-                   "also 'package bf16 compile' and 'package fp32 nchw': plain NCHW tensors)")
+                   "also 'package bf16 compile', 'package fp32 fold' (BatchNorm folded into "
+                   "the convs for the attack) and 'package fp32 nchw': plain NCHW tensors)")
     p.add_argument("--model", default="small_cnn")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--aa-images", type=int, default=100)
@@ -198,6 +204,9 @@ def main(argv=None):
     for name in variants:
         print(f"  {name:<22}: median {statistics.median(rates[name]):7.1f} img/s; "
               f"ratio to the reference {_spread(ratios[name])}")
+    for name in variants[1:]:
+        per_round = [a / b for a, b in zip(rates[name], rates[variants[0]])]
+        print(f"  {name} / {variants[0]}: {_spread(per_round)}")
     if not args.skip_aa:
         per100, res, which, label = bench_autoattack(args.aa_images)
         print(f"AutoAttack standard, L-inf 8/255, {args.aa_images} test images of {label}, {which}:")

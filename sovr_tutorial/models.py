@@ -5,11 +5,14 @@ AutoAttack call works in plain pixel space: eps = 8/255 means 8 grey levels.
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .checks import check_choice, check_number
 
@@ -172,3 +175,80 @@ def eval_mode(model: nn.Module):
     finally:
         for module, training in modes:
             module.training = training
+
+
+class FoldedBN(nn.Module):
+    """``model`` as it computes in eval mode, with each BatchNorm that directly follows a
+    convolution folded into it: in eval mode a BatchNorm is the fixed affine map
+    ``y = (x - mean) / sqrt(var + eps) * gamma + beta``, so conv-then-BN is one conv with
+    weight ``W * gamma / sqrt(var + eps)`` (per output channel) and bias
+    ``(b - mean) * gamma / sqrt(var + eps) + beta`` (``torch.nn.utils.fusion``).
+
+    Every other layer (the normalisation, ReLUs, pooling, the head, a BatchNorm that follows
+    no conv such as PreAct ResNet's ``bn1``) is ``model``'s own, shared. The folded weights
+    are a snapshot without gradients: :meth:`refresh` recomputes them from ``model``'s
+    current weights and BatchNorm statistics (after an SGD step). Gradients flow to the
+    input, which is what an attack needs; the folded model is for eval mode only, the
+    attacks' mode (a train-mode BatchNorm normalises by the batch, which no fold can do).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        graph = torch.fx.symbolic_trace(model)   # shares model's modules and buffers
+        modules = dict(graph.named_modules())
+        self._pairs = []                          # (folded conv, model's conv, model's BN)
+        for node in list(graph.graph.nodes):
+            if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
+                continue
+            src = node.args[0]
+            bn = modules[node.target]
+            if not (isinstance(src, torch.fx.Node) and src.op == "call_module"
+                    and isinstance(modules[src.target], nn.Conv2d) and len(src.users) == 1
+                    and bn.track_running_stats):
+                continue
+            conv = modules[src.target]
+            folded = copy.deepcopy(conv)
+            if folded.bias is None:
+                folded.bias = nn.Parameter(conv.weight.new_zeros(conv.out_channels))
+            folded.requires_grad_(False)
+            name = f"folded{len(self._pairs)}"
+            graph.add_submodule(name, folded)
+            src.target = name
+            node.replace_all_uses_with(src)
+            graph.graph.erase_node(node)
+            self._pairs.append((folded, conv, bn))
+        graph.graph.lint()
+        graph.recompile()
+        graph.delete_all_unused_submodules()
+        self.net = graph
+        self.arch = getattr(model, "arch", type(model).__name__)
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> FoldedBN:
+        """Fold the source model's current conv weights and BatchNorm statistics again."""
+        for folded, conv, bn in self._pairs:
+            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean,
+                                                bn.running_var, bn.eps, bn.weight, bn.bias)
+            folded.weight.copy_(weight)
+            folded.bias.copy_(bias)
+        return self
+
+    @property
+    def folded(self) -> int:
+        """How many conv-BatchNorm pairs were folded."""
+        return len(self._pairs)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def fold_bn(model: nn.Module) -> FoldedBN:
+    """``model``'s eval-mode function with each conv-BatchNorm pair folded into one conv
+    (:class:`FoldedBN`); ``model`` itself is not changed. SmallCNN and CNN fold every
+    BatchNorm, PreAct ResNet-18 the one between the two convs of each block (its others
+    follow a ReLU or a sum, not a conv). Numerically equal to ``model`` in eval mode up to
+    float rounding."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return FoldedBN(model)

@@ -62,6 +62,8 @@ class Tier:
     num_classes: int = 10
     depth: int = 3             # conv blocks of the "cnn" model / hidden layers of the "mlp"
     threads: int = 0           # CPU threads for training and attacks (0: torch's default)
+    fold_bn: bool = False      # training attack on the model with BatchNorms folded into the
+                               # convs (models.fold_bn): same math, other float rounding
 
     def replace(self, **changes) -> "Tier":
         return dataclasses.replace(self, **changes)
@@ -107,6 +109,12 @@ def _parse_value(field: dataclasses.Field, text: str):
     kind = field.type if isinstance(field.type, str) else field.type.__name__
     if kind == "float | None" and text.lower() == "none":
         return None
+    if kind == "bool":
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(text)
     if kind == "int":
         return int(text)
     if kind in ("float", "float | None"):

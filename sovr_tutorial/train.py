@@ -28,8 +28,7 @@ from .devices import pick_device, resolve_precision, torch_threads
 from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
                      _trades_per_sample)
 from .margins import _margin
-from .models import eval_mode
-from .models import build_model
+from .models import FoldedBN, build_model, eval_mode, fold_bn
 from .runs import Run, as_run
 from .tiers import Tier, as_tier
 
@@ -59,10 +58,12 @@ def method_loss(run: Run, model, x, y, *, tier: Tier, epoch: int, attack_model=N
     unknown method raises. The model is in train mode on entry; attacks switch it to eval
     mode while they run and back afterwards. Under DistributedDataParallel, ``model`` is
     the DDP wrapper (its forward syncs gradients) and ``attack_model`` the plain module
-    the attacks differentiate through. Arguments are checked by the public entry points
+    the attacks differentiate through. With ``tier.fold_bn`` the attacks run the model
+    with its BatchNorms folded into the convs (:func:`attack_view`); the update pass keeps
+    the real BatchNorms in train mode. Arguments are checked by the public entry points
     (:func:`train`, :func:`fit`, :func:`finetune`); this calls the unchecked kernels.
     """
-    atk = model if attack_model is None else attack_model
+    atk = attack_view(model if attack_model is None else attack_model, tier)
     eps, steps = tier.eps, tier.train_steps
     alpha = tier.alpha
     stats = {}
@@ -93,6 +94,36 @@ def method_loss(run: Run, model, x, y, *, tier: Tier, epoch: int, attack_model=N
         raise ValueError(f"method_loss: no rule for method {run.method!r}")
     stats["train_acc"] = (logits.argmax(1) == y).float().mean()
     return per_sample.mean(), stats
+
+
+def attack_view(attack_model, tier: Tier):
+    """The model the training attack runs: ``attack_model`` itself, or with ``tier.fold_bn``
+    its BatchNorms folded into the convs at the current weights (a :class:`FoldedBN` made by
+    :func:`step_models` is refolded in place, any other model folded afresh)."""
+    if not tier.fold_bn:
+        return attack_model
+    if isinstance(getattr(attack_model, "_orig_mod", attack_model), FoldedBN):
+        attack_model.refresh()    # a compiled FoldedBN passes refresh on to the module
+        return attack_model
+    return fold_bn(getattr(attack_model, "_orig_mod", attack_model))
+
+
+def step_models(model, tier: Tier, *, compile: bool = False, ddp=None):
+    """(the update pass's model, the attack passes' model) as :func:`fit` runs them.
+
+    The update pass runs ``ddp`` (the DistributedDataParallel wrapper, under torchrun) or
+    ``model``; the attacks run ``model``, or with ``tier.fold_bn`` its :func:`fold_bn` view.
+    ``compile``: both through ``torch.compile`` (one compiled module where they are the
+    same model; its train-mode and eval-mode graphs are compiled on first use).
+    """
+    step = model if ddp is None else ddp
+    attack = fold_bn(model) if tier.fold_bn else model
+    if not compile:
+        return step, attack
+    if attack is step:
+        step = attack = torch.compile(model)
+        return step, attack
+    return torch.compile(step), torch.compile(attack)
 
 
 def train_step(run: Run, model, opt, x, y, *, tier: Tier, epoch: int, attack_model=None) -> dict:
@@ -179,6 +210,7 @@ def _settings(config: dict) -> dict:
     # overrides) is the same training, so tier small may resume or adopt its checkpoint
     tier = {k: v for k, v in config.get("tier", {}).items() if k != "name"}
     tier.setdefault("eval_alpha", None)   # configs from before the field: eval took alpha
+    tier.setdefault("fold_bn", False)      # configs from before the field: nothing folded
     return {**config, "tier": tier}
 
 
@@ -247,6 +279,12 @@ def fit(model, run, x_train, y_train, *, tier=None, **options):
     Under ``torchrun`` the model is wrapped in DistributedDataParallel and every rank
     trains on its slice of each global batch; rank 0 alone writes checkpoints, shows
     progress and returns history. Returns (model in eval mode, history).
+
+    ``compile=True`` runs the update pass and the training attack's passes through
+    ``torch.compile`` (:func:`step_models`; compilation takes a minute or more on a CPU, at
+    the first step and again at an epoch's smaller last batch); the per-epoch evaluation
+    (``x_val``) runs eager. Its results agree with eager ones to float rounding, not bit
+    for bit.
     """
     tier = _tier(tier)
     with torch_threads(tier.threads):
@@ -283,12 +321,12 @@ def _fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, 
                 "checkpoint_path")
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     rank, world = distributed_context()
-    step_model = model
+    ddp = None
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
-        step_model = DistributedDataParallel(
+        ddp = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    step_model = torch.compile(step_model) if compile else step_model
+    step_model, attack_model = step_models(model, tier, compile=compile, ddp=ddp)
     progress = progress and rank == 0
     bar = tqdm(range(start, tier.epochs), desc=f"{run.label} ({tier.name})",
                disable=not progress, initial=start, total=tier.epochs)
@@ -304,7 +342,7 @@ def _fit(model, run, x_train, y_train, *, tier=None, seed: int = 0, x_val=None, 
             if images:
                 x = x.contiguous(memory_format=torch.channels_last)
             stats = train_step(run, step_model, opt, x, y, tier=tier, epoch=epoch,
-                               attack_model=model)
+                               attack_model=attack_model)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v * len(y)
             n += len(y)

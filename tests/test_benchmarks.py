@@ -42,3 +42,19 @@ def test_make_bench_prints_the_interleaved_ratios(data_dir, monkeypatch, capsys)
     assert "2 interleaved rounds of 1 steps per loop" in out
     assert re.search(r"package fp32 +: median +[\d.]+ img/s; ratio to the reference median "
                      r"[\d.]+x \(IQR [\d.]+-[\d.]+, range [\d.]+-[\d.]+, 2 rounds\)", out)
+
+
+def test_the_steps_benchmark_runs_the_loop_with_and_without_folding(data_dir, monkeypatch):
+    from benchmarks import steps
+    monkeypatch.setenv("SOVR_TUTORIAL_DATA", str(data_dir))
+    seen = []
+    real = steps.train_step
+
+    def spy(run, model, opt, x, y, *, tier, epoch, attack_model=None):
+        seen.append((tier.fold_bn, type(attack_model).__name__, len(y)))
+        return real(run, model, opt, x, y, tier=tier, epoch=epoch, attack_model=attack_model)
+
+    monkeypatch.setattr(steps, "train_step", spy)
+    assert steps.main(["--tier", "ci", "--steps", "1"]) == 0
+    assert steps.main(["--tier", "ci", "--steps", "1", "--fold-bn"]) == 0
+    assert seen == [(False, "SmallCNN", 100), (True, "FoldedBN", 100)]
