@@ -428,3 +428,12 @@ def test_the_committed_verdicts_are_what_the_result_files_give(folder, tmp_path)
     subprocess.run([sys.executable, "-m", "sovr_tutorial.lab.verdicts", f"results/{folder}",
                     "--write", str(copy)], check=True, capture_output=True, cwd=root)
     assert copy.read_text() == (root / "results" / "README.md").read_text()
+
+
+def test_the_verdict_lines_can_be_shown_without_their_evidence():
+    result = {"source": {}, "left_out": [], "claims": [
+        {"claim": 1, "says": "a claim", "verdict": "GAIRAT: **holds**", "evidence": ["seed by seed +1, +2"]}]}
+    full = v.verdicts_markdown(result)
+    short = v.verdicts_markdown(result, evidence=False)
+    assert "seed by seed +1, +2" in full and "seed by seed" not in short
+    assert "1. *A claim.* GAIRAT: **holds**." in short

@@ -207,8 +207,10 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     return {"source": source, "left_out": left_out, "claims": claims}
 
 
-def verdicts_markdown(result: dict) -> str:
-    """The verdicts as a markdown block (what README.md, results/README.md and 06 print)."""
+def verdicts_markdown(result: dict, *, evidence: bool = True) -> str:
+    """The verdicts as a markdown block (what README.md, results/README.md and notebook 07
+    print). ``evidence=False`` leaves out the numbers under each verdict (seed by seed, the
+    image counts): the verdict lines alone, for a notebook that links to the full block."""
     src = result["source"]
     lines = []
     if src:
@@ -226,7 +228,8 @@ def verdicts_markdown(result: dict) -> str:
     for c in result["claims"]:
         says = c["says"][0].upper() + c["says"][1:]
         lines.append(f"{c['claim']}. *{says}.* {c['verdict']}.")
-        lines += [f"   - {e}" for e in c["evidence"]]
+        if evidence:
+            lines += [f"   - {e}" for e in c["evidence"]]
     return "\n".join(lines).rstrip() + "\n"
 
 
