@@ -38,10 +38,15 @@ from .verdicts import _hist_values, claim_verdicts, n_peaks
 SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
 
 
+def _root(root=None) -> Path:
+    """The results folder this module reads: ``root``, or :func:`sovr_tutorial.paths.results_dir`."""
+    return Path(root) if root is not None else results_dir()
+
+
 def scale_folders(root=None) -> dict:
     """{scale: folder or None}: the folders this module reads under ``root`` (default
     :func:`sovr_tutorial.paths.results_dir`)."""
-    root = Path(root) if root is not None else results_dir()
+    root = _root(root)
     return {"toy": root / "toy" if (root / "toy").is_dir() else None,
             "cpu": root / "cpu" if (root / "cpu").is_dir() else None,
             "small": root / "small" if any((root / "small").glob("*.json")) else None}
@@ -211,7 +216,7 @@ def scale_verdicts(root=None, sovr: str | None = None, claims=(1, 2, 3, 4)) -> s
     out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None}
     for scale in ("cpu", "small"):
         out[scale] = claim_verdicts(folders[scale], sovr) if folders[scale] else None
-    two = (Path(root) if root is not None else results_dir()) / "toy-two"
+    two = _root(root) / "toy-two"
     if any(two.glob("*-s*.json")):
         out["toy, two populations"] = toy_claim_verdicts(two, sovr)
     return verdicts_by_scale(out, claims)
