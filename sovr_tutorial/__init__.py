@@ -27,7 +27,7 @@ from .batches import batches
 from .checkpoint import CheckpointError, load_checkpoint, load_shipped, save_checkpoint
 from .data import CLASSES, DataError, load_cifar10
 from .devices import pick_device
-from .evaluate import accuracy, pgd_aa_gap, pgd_accuracy, predictions
+from .evaluate import accuracy, adversarial_margins, pgd_aa_gap, pgd_accuracy, predictions
 from .losses import (ce_loss, gairat_loss, gairat_weights, mart_loss,
                      ovr_loss, sovr_loss, sovr_select, trades_loss)
 from .margins import (collect_margins, flip_budget, kde_bandwidth, logit_margin,

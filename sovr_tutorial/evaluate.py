@@ -1,4 +1,5 @@
-"""Evaluation: predictions, clean accuracy and accuracy under PGD (with restarts).
+"""Evaluation: predictions, clean accuracy, accuracy under PGD (with restarts) and the
+adversarial margins of a data set.
 
 AutoAttack lives in :mod:`sovr_tutorial.autoattack`.
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import _attack_dataset
+from .attacks import _attack_dataset, attack_dataset
 from .checks import (check_choice, check_eps, check_images, check_labels, check_logits,
                      check_number, check_step_size, check_steps)
 from .devices import model_device
+from .margins import _margin, collect_margins
 from .models import eval_mode
 from .tiers import pgd_step_size
 
@@ -105,6 +107,55 @@ def pgd_accuracy(model, x, y, *, eps: float = 8 / 255, alpha: float | None = Non
                 bar.update(1)
                 bar.set_postfix(robust=f"{robust.float().mean().item():.1%}")
     return robust.float().mean().item()
+
+
+def adversarial_margins(model, x, y, *, eps: float, steps: int, step_size: float | None = None,
+                        seed: int = 0, loss: str = "ce", batch_size: int = 256,
+                        gradients: bool = True, p: int = 1, device=None,
+                        progress: bool = False) -> dict:
+    """The package's one way to measure the adversarial margins of a data set.
+
+    PGD-``steps`` at ``eps`` with step ``step_size`` (None = the rule
+    :func:`sovr_tutorial.tiers.pgd_step_size`; code that measures at a tier's own attack
+    passes ``tier.alpha`` or ``tier.eval_step_size``), random starts drawn from a private
+    stream seeded by ``seed`` (:func:`sovr_tutorial.attacks.attack_dataset`, so the caller's
+    random state is untouched and the same call gives the same numbers), then the logit
+    margin at every attacked input. The runner, the epoch metrics, the widgets, the toy world
+    and the notebooks all call it, so a number measured live and one in a result file differ
+    only where their settings do.
+
+    x: (N, C, H, W) images or (N, D) points, float in [0, 1]; y: (N,) int.
+    Returns numpy arrays of shape (N,): "margin" and "correct" (argmax == y at the attacked
+    input), and "x_adv" (N, ...) with the device of ``x``. With ``gradients`` (the default)
+    also :func:`sovr_tutorial.margins.collect_margins`'s "grad_norm" (L-p) and
+    "flip_budget" at the attacked inputs; ``gradients=False`` skips that backward pass.
+    Batches of ``batch_size`` run on ``device`` (default: the model's) in eval mode.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(gradients, bool):
+        raise TypeError(f"gradients must be True or False, got {gradients!r}")
+    check_choice("p", p, {1, 2})
+    x_adv = attack_dataset(model, x, y, eps=eps, steps=steps, loss=loss, seed=seed,
+                           batch_size=batch_size, alpha=step_size, device=device)
+    if gradients:
+        out = collect_margins(model, x_adv, y, batch_size=batch_size, p=p, device=device,
+                              progress=progress)
+        return {**out, "x_adv": x_adv}
+    device = model_device(model, device)
+    margins, correct = [], []
+    with torch.no_grad(), eval_mode(model):
+        for i in range(0, x_adv.shape[0], batch_size):
+            yb = y[i:i + batch_size].to(device)
+            logits = model(x_adv[i:i + batch_size].to(device))
+            if logits.dtype in (torch.float16, torch.bfloat16):   # under autocast
+                logits = logits.float()
+            check_logits(logits, yb)
+            margins.append(_margin(logits, yb).cpu())
+            correct.append((logits.argmax(1) == yb).cpu())
+    margin = torch.cat(margins) if margins else torch.zeros(0)
+    hit = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    return {"margin": margin.numpy(), "correct": hit.numpy(), "x_adv": x_adv}
 
 
 def pgd_aa_gap(pgd_acc: float, aa_acc: float) -> float:

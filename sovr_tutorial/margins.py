@@ -123,12 +123,12 @@ def flip_budget(margin, grad_norm):
 
 
 def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                    batch_size: int = 256, attack=None, p: int = 1, device=None,
+                    batch_size: int = 256, p: int = 1, device=None,
                     progress: bool = True) -> dict:
-    """Margins, gradient norms, flip budgets and correctness for a whole data set.
+    """Margins, gradient norms, flip budgets and correctness at the inputs ``x``.
 
-    x: (N, C, H, W) float in [0, 1], y: (N,) int. ``attack``: None (measure at the clean
-    inputs) or a callable ``attack(model, xb, yb) -> xb_adv`` (measure at its output).
+    x: (N, C, H, W) float in [0, 1] (clean images, or ones already attacked: the margins
+    at PGD points are :func:`sovr_tutorial.evaluate.adversarial_margins`), y: (N,) int.
     ``device``: where to compute: the model's device (an explicit one must be that one).
     Returns numpy arrays of shape (N,): "margin", "grad_norm" (L-p, p in {1, 2}),
     "flip_budget" (margin / grad_norm) and "correct" (bool: argmax == y).
@@ -139,9 +139,6 @@ def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     check_labels(y, x.shape[0])
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
     check_choice("p", p, _NORMS)
-    if attack is not None and not callable(attack):
-        raise TypeError(f"attack must be None or a callable attack(model, x, y) -> x_adv, "
-                        f"got {type(attack).__name__}")
     device = model_device(model, device)
     margins, norms, correct = [], [], []
     with eval_mode(model):
@@ -149,14 +146,6 @@ def collect_margins(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         for start in tqdm(starts, desc="margins", disable=not progress, leave=False):
             xb = x[start:start + batch_size].to(device)
             yb = y[start:start + batch_size].to(device)
-            if attack is not None:
-                with torch.enable_grad():
-                    xb = attack(model, xb, yb)
-                check_images(xb, name="attack(model, x, y) output")
-                if xb.shape[0] != yb.shape[0]:
-                    raise ValueError(f"attack returned {xb.shape[0]} images for a batch of "
-                                     f"{yb.shape[0]}")
-                model.eval()  # an attack may have restored the caller's train mode
             logits, margin, norm = _margin_and_grad(model, xb, yb, p)
             margins.append(margin.cpu())
             norms.append(norm.cpu())
@@ -284,16 +273,19 @@ STATS_RANGE = (-10.0, 10.0)
 STATS_BINS = 80
 
 
-def margin_stats(model, x, y, device) -> dict:
-    """Margins, gradient norms and flip budgets at the inputs ``x`` (clean or already
-    attacked), summarised, with the peaks of the margins' density and the margins."""
-    out = collect_margins(model, x, y, device=device, progress=False)
-    counts, edges = margin_histogram(out["margin"], bins=STATS_BINS, range=STATS_RANGE)
-    fb = out["flip_budget"][np.isfinite(out["flip_budget"])]
-    return {"margin": margin_summary(out["margin"]),
-            "peaks": margin_peaks(out["margin"]),
-            "grad_norm_l1": margin_summary(out["grad_norm"]),
+def margin_stats(measured: dict) -> dict:
+    """The summary a result file keeps of :func:`collect_margins`'s (or
+    :func:`sovr_tutorial.evaluate.adversarial_margins`') output ``measured``: margins,
+    gradient norms and flip budgets summarised, the peaks of the margins' density, the
+    histogram on STATS_BINS / STATS_RANGE, the accuracy at those inputs and the margins."""
+    margin = np.asarray(measured["margin"])   # float32 as measured: "values" round it
+    counts, edges = margin_histogram(margin, bins=STATS_BINS, range=STATS_RANGE)
+    fb = np.asarray(measured["flip_budget"])
+    fb = fb[np.isfinite(fb)]
+    return {"margin": margin_summary(margin),
+            "peaks": margin_peaks(margin),
+            "grad_norm_l1": margin_summary(measured["grad_norm"]),
             "flip_budget": margin_summary(fb) if len(fb) else None,
             "hist_counts": counts.tolist(), "hist_edges": edges.tolist(),
-            "accuracy": float(out["correct"].mean()),
-            "values": np.round(out["margin"], 3).tolist()}
+            "accuracy": float(np.asarray(measured["correct"]).mean()),
+            "values": np.round(margin, 3).tolist()}

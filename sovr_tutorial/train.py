@@ -19,15 +19,15 @@ import torch
 from tqdm.auto import tqdm
 
 from . import paths
-from .attacks import _attack_dataset, _pgd, _trades_pgd, seeded
+from .attacks import _pgd, _trades_pgd, seeded
 from .batches import batches
 from .checkpoint import (CheckpointError, load_checkpoint, load_shipped, rng_state, save_checkpoint,
                          set_rng_state)
 from .checks import check_images, check_labels, check_number
 from .devices import pick_device, resolve_precision, torch_threads
+from .evaluate import adversarial_margins
 from .losses import (_ce_per_sample, _gairat_per_sample, _mart_per_sample, _sovr_per_sample,
                      _trades_per_sample)
-from .margins import _margin
 from .models import FoldedBN, build_model, eval_mode, fold_bn
 from .runs import Run, as_run
 from .tiers import Tier, as_tier
@@ -160,14 +160,21 @@ MOVIE_RANGE = (-10.0, 10.0)
 MOVIE_BINS = 80
 
 
-def _adv_logits(model, x, y, tier: Tier, device, seed):
-    """Clean and PGD-``train_steps`` logits of x (uint8 images or float points)."""
+def _heldout_margins(model, x, y, tier: Tier, device, seed):
+    """Clean logits of x (uint8 images or float points) and
+    :func:`~sovr_tutorial.evaluate.adversarial_margins` at the tier's training attack
+    (PGD-``train_steps`` at its eps and step size)."""
     x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device)
     y = y.to(device)
-    steps = tier.train_steps
-    x_adv = _attack_dataset(model, x, y, tier.eps, tier.alpha, steps, seed=seed,
-                            device=device)
-    return _clean_logits(model, x), _clean_logits(model, x_adv), y
+    adv = adversarial_margins(model, x, y, eps=tier.eps, steps=tier.train_steps,
+                              step_size=tier.alpha, seed=seed, batch_size=500,
+                              gradients=False, device=device)
+    return _clean_logits(model, x), adv, y
+
+
+def _share(correct) -> float:
+    """The fraction of True in a bool array, as a float32 mean (as the histories store)."""
+    return torch.from_numpy(correct).float().mean().item()
 
 
 def _movie_frame(margins) -> list:
@@ -186,17 +193,17 @@ def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice
     ``x_slice``, of a fixed slice of training images (``hist_train_adv``), on the bins
     MOVIE_RANGE / MOVIE_BINS (values beyond the range counted in the edge bins).
     """
-    clean, adv, y = _adv_logits(model, x_val, y_val, tier, device, seed)
-    m = _margin(adv, y)
-    q = torch.quantile(m, torch.tensor([0.1, 0.5, 0.9], device=m.device)).tolist()
+    clean, adv, y = _heldout_margins(model, x_val, y_val, tier, device, seed)
+    m = torch.from_numpy(adv["margin"])
+    q = torch.quantile(m, torch.tensor([0.1, 0.5, 0.9])).tolist()
     out = {"clean_acc": (clean.argmax(1) == y).float().mean().item(),
-           "pgd_acc": (adv.argmax(1) == y).float().mean().item(),
+           "pgd_acc": _share(adv["correct"]),
            "adv_margin_q10": q[0], "adv_margin_median": q[1], "adv_margin_q90": q[2],
            "hist_heldout_adv": _movie_frame(m)}
     if x_slice is not None:
-        _, adv_tr, y_tr = _adv_logits(model, x_slice, y_slice, tier, device, seed)
-        out["hist_train_adv"] = _movie_frame(_margin(adv_tr, y_tr))
-        out["train_slice_pgd_acc"] = (adv_tr.argmax(1) == y_tr).float().mean().item()
+        _, adv_tr, _ = _heldout_margins(model, x_slice, y_slice, tier, device, seed)
+        out["hist_train_adv"] = _movie_frame(torch.from_numpy(adv_tr["margin"]))
+        out["train_slice_pgd_acc"] = _share(adv_tr["correct"])
     return out
 
 

@@ -127,6 +127,6 @@ def test_the_rules_see_what_they_are_for():
 def test_the_package_exports_the_core():
     import sovr_tutorial as st
     for name in ("pgd", "fgsm", "sovr_loss", "train", "fit", "load_cifar10", "build_model",
-                 "collect_margins", "autoattack_eval", "get_tier"):
+                 "collect_margins", "adversarial_margins", "autoattack_eval", "get_tier"):
         assert callable(getattr(st, name)), name
     assert all(part_of(t) == "core" for t in GRAPH["sovr_tutorial"])

@@ -6,6 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from sovr_tutorial.attacks import attack_dataset
+from sovr_tutorial.evaluate import adversarial_margins
+from sovr_tutorial.tiers import pgd_step_size
 from sovr_tutorial.margins import (
     kde_bandwidth,
     collect_margins,
@@ -201,25 +204,73 @@ def test_collect_margins_on_clean_inputs_matches_direct_computation():
         np.testing.assert_allclose(whole[key], split[key], rtol=1e-12)
 
 
-def test_collect_margins_measures_at_the_attack_output():
+# --- adversarial_margins: the one way to measure margins at PGD points -----------------------
+
+def test_adversarial_margins_are_collect_margins_at_attack_datasets_points():
+    """The same attack (eps, steps, step size, seed) as attack_dataset, then the margins,
+    gradient norms and correctness collect_margins measures at those points."""
     shape = (1, 3, 3)
     model = nonlinear_model(shape=shape)
     model.train()
-    x, y = images(5, shape, seed=3), torch.tensor([0, 1, 2, 0, 1])
-    calls = []
-
-    def shift(m, xb, yb):
-        calls.append(len(xb))
-        return (xb + 0.05).clamp(0, 1)
-
-    out = collect_margins(model, x, y, attack=shift, batch_size=2, progress=False)
-    assert calls == [2, 2, 1]
+    x, y = images(7, shape, seed=3), torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    out = adversarial_margins(model, x, y, eps=0.1, steps=3, seed=5, batch_size=3)
     assert model.training  # restored
-    model.eval()
-    want = logit_margin(model(x + 0.05), y).detach()
-    clean = logit_margin(model(x), y).detach()
-    assert out["margin"].tolist() == pytest.approx(want.tolist(), rel=1e-12)
-    assert not np.allclose(out["margin"], clean.numpy())
+    x_adv = attack_dataset(model, x, y, eps=0.1, steps=3, seed=5, batch_size=3)
+    assert torch.equal(out["x_adv"], x_adv)
+    at = collect_margins(model, x_adv, y, batch_size=3, progress=False)
+    for key in ("margin", "grad_norm", "flip_budget", "correct"):
+        np.testing.assert_array_equal(out[key], at[key])
+    clean = collect_margins(model, x, y, progress=False)["margin"]
+    assert (out["margin"] < clean).mean() > 0.5   # PGD lowers most margins
+
+
+def test_adversarial_margins_leave_the_callers_random_state_alone_and_repeat():
+    model = nonlinear_model()
+    x, y = images(6, (1, 3, 3), seed=1), torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = adversarial_margins(model, x, y, eps=0.1, steps=2, seed=0)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = adversarial_margins(model, x, y, eps=0.1, steps=2, seed=0)
+    c = adversarial_margins(model, x, y, eps=0.1, steps=2, seed=1)
+    np.testing.assert_array_equal(a["margin"], b["margin"])
+    assert not np.array_equal(a["margin"], c["margin"])   # the seed draws the random starts
+
+
+def test_adversarial_margins_without_gradients_give_the_same_margins():
+    model = nonlinear_model()
+    x, y = images(6, (1, 3, 3), seed=2), torch.tensor([0, 1, 2, 0, 1, 2])
+    full = adversarial_margins(model, x, y, eps=0.1, steps=2, step_size=0.03)
+    fast = adversarial_margins(model, x, y, eps=0.1, steps=2, step_size=0.03, gradients=False)
+    assert set(fast) == {"margin", "correct", "x_adv"}
+    np.testing.assert_allclose(fast["margin"], full["margin"], rtol=1e-12)
+    np.testing.assert_array_equal(fast["correct"], full["correct"])
+
+
+def test_adversarial_margins_step_size_defaults_to_the_rule():
+    model = nonlinear_model()
+    x, y = images(4, (1, 3, 3), seed=4), torch.tensor([0, 1, 2, 0])
+    rule = adversarial_margins(model, x, y, eps=0.1, steps=4, seed=2)
+    explicit = adversarial_margins(model, x, y, eps=0.1, steps=4, seed=2,
+                                   step_size=pgd_step_size(0.1, 4))
+    other = adversarial_margins(model, x, y, eps=0.1, steps=4, seed=2, step_size=0.005)
+    np.testing.assert_array_equal(rule["margin"], explicit["margin"])
+    assert not np.array_equal(rule["margin"], other["margin"])
+
+
+def test_adversarial_margins_validation():
+    model = nonlinear_model()
+    x, y = images(2, (1, 3, 3)), torch.tensor([0, 1])
+    with pytest.raises(TypeError, match="model"):
+        adversarial_margins("net", x, y, eps=0.1, steps=2)
+    with pytest.raises(ValueError, match="eps"):
+        adversarial_margins(model, x, y, eps=-0.1, steps=2)
+    with pytest.raises(ValueError, match="steps"):
+        adversarial_margins(model, x, y, eps=0.1, steps=0)
+    with pytest.raises(TypeError, match="gradients"):
+        adversarial_margins(model, x, y, eps=0.1, steps=2, gradients="yes")
+    with pytest.raises(ValueError, match="p must be one of"):
+        adversarial_margins(model, x, y, eps=0.1, steps=2, p=3)
 
 
 def test_collect_margins_validation():
@@ -227,12 +278,8 @@ def test_collect_margins_validation():
     x, y = images(2, (1, 2, 3)), torch.tensor([0, 1])
     with pytest.raises(ValueError, match="batch_size"):
         collect_margins(model, x, y, batch_size=0, progress=False)
-    with pytest.raises(TypeError, match="attack"):
-        collect_margins(model, x, y, attack="pgd", progress=False)
     with pytest.raises(ValueError, match="p must be one of"):
         collect_margins(model, x, y, p=0, progress=False)
-    with pytest.raises(ValueError, match="attack"):
-        collect_margins(model, x, y, attack=lambda m, a, b: a * 3, progress=False)
 
 
 # --- histogram and summary -------------------------------------------------------------------

@@ -2,13 +2,14 @@
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 import sovr_tutorial.figures.eps_widgets as ew
 import sovr_tutorial.figures.widgets as sw
-from sovr_tutorial import accuracy
+from sovr_tutorial import Run, accuracy, get_tier
 from sovr_tutorial.figures import explorer as explorer_plots, widget_parts
 
 # a tiny fine-tune: 4 SGD steps of 20 images, margins of 32 images -> well under a second
@@ -157,10 +158,23 @@ def test_extremes_work(trained_model, data, rule, value, ce_ref):
     assert isinstance(fig, Figure)
 
 
-def test_adversarial_margins_one_per_image(trained_model, data):
-    _, _, xe, ye = data
-    m = sw.adversarial_margins(trained_model, xe, ye, tier="ci")
-    assert m.shape == (len(ye),)
+def test_the_explorer_measures_with_the_packages_adversarial_margins(trained_model, data, ce_ref):
+    """The CE reference's margins are adversarial_margins of its fine-tuned model at the
+    explorer's PGD (the tier's eps, eval_steps, the step-size rule, the fine-tune's seed)."""
+    from sovr_tutorial.evaluate import adversarial_margins
+    from sovr_tutorial.tiers import pgd_step_size
+    from sovr_tutorial.train import finetune
+    x, y, xe, ye = data
+    x = widget_parts.float_images(x, "x")
+    tier = get_tier("ci")
+    s = ce_ref["settings"]
+    ft_tier = tier.replace(train_steps=s["attack_steps"],
+                           alpha=pgd_step_size(tier.eps, s["attack_steps"]))
+    model, _ = finetune(trained_model, Run("sovr", value=0.0), x, y, tier=ft_tier,
+                        steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"])
+    out = adversarial_margins(model, xe, ye, eps=tier.eps, steps=s["eval_steps"], seed=s["seed"])
+    assert out["margin"].shape == (len(ye),)
+    assert np.allclose(out["margin"], ce_ref["margins"], atol=1e-6)
 
 
 def test_ratio_0_is_the_ce_reference_exactly(trained_model, data, ce_ref):

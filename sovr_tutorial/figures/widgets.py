@@ -27,11 +27,11 @@ import html
 
 import numpy as np
 
-from ..attacks import attack_dataset
 from ..checks import check_choice, check_labels, check_number, check_steps
-from ..margins import collect_margins, margin_summary
+from ..evaluate import adversarial_margins
+from ..margins import margin_summary
 from ..runs import DEFAULT_SOVR_RATIO, Run, check_rule_value
-from ..tiers import Tier, as_tier, pgd_step_size
+from ..tiers import as_tier, pgd_step_size
 from ..train import finetune
 from .explorer import histogram_range, rule_text, threshold_figure
 from .widget_parts import cached, check_model, error_html, figure_png, float_images
@@ -50,27 +50,6 @@ CE_LABEL = "CE fine-tuned (ratio 0)"
 #: the options of explore_threshold that fix a fine-tune and its measurement: a CE reference
 #: (:func:`ce_reference`) is comparable with a SOVR result only if all of them agree
 SETTINGS = ("steps", "batch_size", "lr", "attack_steps", "eval_steps", "seed")
-
-
-def _margins_at_pgd(model, x, y, tier: Tier, eval_steps: int, seed: int) -> dict:
-    """:func:`~sovr_tutorial.margins.collect_margins` at PGD-``eval_steps`` points."""
-    x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=eval_steps, seed=seed,
-                           alpha=pgd_step_size(tier.eps, eval_steps), batch_size=256)
-    return collect_margins(model, x_adv, y, progress=False)
-
-
-def adversarial_margins(model, x, y, *, tier, eval_steps: int = 5, seed: int = 0):
-    """Logit margins (numpy (N,)) at PGD-``eval_steps`` points at the tier's eps.
-
-    The same attack :func:`explore_threshold` measures with (e.g. for the margins of the
-    model before any fine-tuning; the explorer's reference is :func:`ce_reference`).
-    """
-    check_model(model)
-    tier = as_tier(tier)
-    x = float_images(x, "x")
-    check_labels(y, x.shape[0], tier.num_classes)
-    eval_steps = check_steps(eval_steps, "eval_steps")
-    return _margins_at_pgd(model, x, y, tier, eval_steps, seed)["margin"]
 
 
 def _prepare(base_model, x_train, x_eval, y_eval, *, tier, steps, batch_size, lr,
@@ -107,7 +86,8 @@ def _finetune_and_measure(base_model, run, x_train, y_train, x_eval, y_eval, *, 
                            alpha=pgd_step_size(tier.eps, s["attack_steps"]))
     model, log = finetune(base_model, run, x_train, y_train, tier=ft_tier, steps=s["steps"],
                           batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"])
-    out = _margins_at_pgd(model, x_eval, y_eval, tier, s["eval_steps"], s["seed"])
+    out = adversarial_margins(model, x_eval, y_eval, eps=tier.eps, steps=s["eval_steps"],
+                              seed=s["seed"])
     margins = out["margin"].astype(np.float64)
     summary = margin_summary(margins)
     switched = [st.get("switched", 0.0) for st in log]
@@ -186,7 +166,8 @@ def explore_threshold(base_model, x_train, y_train, x_eval, y_eval, *, rule: str
     PGD-``attack_steps`` at the tier's eps and step size, learning rate ``lr`` (default the
     tier's). x_train: uint8 or float images (N, 3, 32, 32), y_train (N,). Then the
     adversarial margins of x_eval (meant to be held-out images, not x_train) at
-    PGD-``eval_steps`` (see :func:`adversarial_margins`) are histogrammed next to the
+    PGD-``eval_steps`` (:func:`sovr_tutorial.evaluate.adversarial_margins`, the
+    package's step-size rule) are histogrammed next to the
     reference's.
 
     reference: :func:`ce_reference` of the same model, images and settings (checked: a

@@ -23,14 +23,13 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..attacks import attack_dataset
 from ..autoattack import autoattack_eval
 from ..checkpoint import save_checkpoint, shipped_path
 from ..checks import check_number
 from ..devices import pick_device, resolve_precision
-from ..evaluate import predictions
+from ..evaluate import adversarial_margins, predictions
 from ..files import atomic_write_text, sha256_file
-from ..margins import margin_stats
+from ..margins import collect_margins, margin_stats
 from ..paths import checkout, results_dir, runs_dir, shipped_dir
 from ..runs import Run, as_run
 from ..sampling import load_data
@@ -88,10 +87,17 @@ def git_diff_sha256() -> str | None:
     return hashlib.sha256(diff).hexdigest()
 
 
-def _adversarial(model, x, y, tier, seed, loss="ce"):
-    """The runner's attack: PGD-``eval_steps`` at the tier's eps and step size."""
-    return attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, loss=loss,
-                          seed=seed, alpha=tier.eval_step_size)
+def command_line(module: str, argv=None) -> str:
+    """The command a result file records: ``python -m <module> <arguments>``, runnable as it
+    stands from the repository root (``__name__`` is ``__main__`` under ``-m``)."""
+    return " ".join(["python", "-m", module] + list(sys.argv[1:] if argv is None else argv))
+
+
+def _adversarial(model, x, y, tier, seed, loss="ce") -> dict:
+    """The runner's attack: :func:`adversarial_margins` at PGD-``eval_steps`` at the tier's
+    eps and step size (its "x_adv" are the images the accuracies below count on)."""
+    return adversarial_margins(model, x, y, eps=tier.eps, steps=tier.eval_steps, loss=loss,
+                               seed=seed, step_size=tier.eval_step_size, batch_size=500)
 
 
 def _correct(model, x, y) -> torch.Tensor:
@@ -113,15 +119,17 @@ def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
     (x_tr, y_tr), (x_te, y_te) = data
     f = lambda u: u.float().div(255).to(device)  # noqa: E731
     xt, yt = f(x_te), y_te.to(device)
-    x_adv = _adversarial(model, xt, yt, tier, seed)
-    x_adv_m = _adversarial(model, xt, yt, tier, seed, loss="margin")
+    test_adv = _adversarial(model, xt, yt, tier, seed)
+    x_adv = test_adv["x_adv"]
+    x_adv_m = _adversarial(model, xt, yt, tier, seed, loss="margin")["x_adv"]
     n_aa = tier.n_autoattack
     aa = autoattack_eval(model, xt[:n_aa], yt[:n_aa], eps=tier.eps,
                          version=tier.autoattack_version, state_path=state_dir, seed=seed,
                          device=device, progress=False)
     n_m = min(len(x_tr), len(x_te))
     xr, yr = f(x_tr[:n_m]), y_tr[:n_m].to(device)
-    xr_adv = _adversarial(model, xr, yr, tier, seed)
+    train_adv = _adversarial(model, xr, yr, tier, seed)
+    xr_adv = train_adv["x_adv"]
     clean, at_pgd, at_margin = (_correct(model, x, yt) for x in (xt, x_adv, x_adv_m))
     robust, robust_m = clean & at_pgd, clean & at_margin
     return {
@@ -138,11 +146,11 @@ def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
         "per_image": {"clean": _bits(clean), "pgd": _bits(at_pgd),
                       "pgd_margin": _bits(at_margin)},
         "margins": {
-            "test_clean": margin_stats(model, xt, yt, device),
+            "test_clean": margin_stats(collect_margins(model, xt, yt, progress=False)),
             # the PGD images of the accuracy above, not a second attack
-            "test_adv": margin_stats(model, x_adv, yt, device),
-            "train_clean": margin_stats(model, xr, yr, device),
-            "train_adv": margin_stats(model, xr_adv, yr, device),
+            "test_adv": margin_stats(test_adv),
+            "train_clean": margin_stats(collect_margins(model, xr, yr, progress=False)),
+            "train_adv": margin_stats(train_adv),
         },
     }
 
@@ -277,8 +285,7 @@ def default_folder(tier) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    command = " ".join([Path(sys.executable).name, "-m", __name__]
-                       + list(sys.argv[1:] if argv is None else argv))
+    command = command_line("sovr_tutorial.lab.experiments", argv)
     tier = args.tier
     out_dir = Path(args.out or results_dir() / default_folder(tier))
     if args.plot:

@@ -75,7 +75,7 @@ from ..runs import as_run
 from ..sampling import balanced_subset, split_train_heldout
 from ..tiers import get_tier
 from ..train import epoch_metrics, set_seed, train, train_step
-from .experiments import environment, evaluate_run
+from .experiments import command_line, environment, evaluate_run
 from .gpu_pack import PACK_DIR, load_pack, travel_bytes
 
 #: the H200's bf16 dense matmul rate measured on this workplace's machines (KINDS.md:
@@ -654,8 +654,7 @@ def main(argv=None) -> int:
     if args.plan:   # start-up and measuring: ~30 s on the device (imports, pack, CUDA)
         print_plan(preset, setup_seconds=min(30.0, preset.budget / 8))
         return 0
-    command = " ".join([Path(sys.executable).name, "-m", __name__]
-                       + list(sys.argv[1:] if argv is None else argv))
+    command = command_line("sovr_tutorial.lab.gpu_evidence", argv)
     # one thread for the tiny dry run: on a shared 2-core machine two threads waiting on
     # each other make its many small operations several times slower (devices.torch_threads)
     with torch_threads(preset.threads):

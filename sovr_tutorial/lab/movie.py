@@ -27,20 +27,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..attacks import attack_dataset
 from ..checks import check_number
 from ..devices import model_device
 from ..figures.frames import (common_epochs, epoch_index, frames_from_history,
                               key_epochs, load_frames, make_frames, peak_counts, pick_epochs,
                               save_frames)
-from ..margins import logit_margin, margin_peaks, margin_summary
+from ..evaluate import adversarial_margins
+from ..margins import margin_peaks, margin_summary
 from ..paths import results_dir
 from ..runs import as_run
 from ..tiers import get_tier
 from ..train import train
-from .experiments import environment
+from .experiments import command_line, environment
 from .results import run_of
 
 #: the runs of the toy movie, in the order of the figure's rows
@@ -72,12 +71,10 @@ def frames_from_results(paths) -> dict:
 
 def _slice_margins(model, x, y, tier, seed: int) -> np.ndarray:
     """The adversarial margins fit's epoch metrics histogram: PGD-``train_steps`` at the
-    tier's eps and step size, random starts under ``seed`` (attack_dataset's batches)."""
-    steps = tier.train_steps
-    x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=steps, seed=seed,
-                           alpha=tier.alpha)
-    with torch.no_grad():
-        return logit_margin(model(x_adv).float(), y).cpu().numpy()
+    tier's eps and step size, random starts under ``seed``, in attack_dataset's batches."""
+    return adversarial_margins(model, x, y, eps=tier.eps, steps=tier.train_steps,
+                               step_size=tier.alpha, seed=seed, batch_size=500,
+                               gradients=False)["margin"]
 
 
 def toy_movie_run(run, seed: int = 0, *, tier=None, n_heldout: int = TOY_HELDOUT,
@@ -212,8 +209,7 @@ def save_movie_figure(frames: dict, path, epochs=None) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
-    command = " ".join([Path(sys.executable).name, "-m", __name__]
-                       + list(sys.argv[1:] if argv is None else argv))
+    command = command_line("sovr_tutorial.lab.movie", argv)
     if args.from_results:
         frames = frames_from_results(args.from_results)
         path = save_frames(frames, out / "frames.json")

@@ -19,13 +19,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ..attacks import pgd
+from ..evaluate import adversarial_margins
 from ..checkpoint import shipped_path
 from ..figures.plots import method_color
-from ..margins import collect_margins
 from ..paths import results_dir
 from ..runs import Run, as_run
 from ..sampling import load_data
@@ -74,22 +72,18 @@ def tier_models(tier_name: str, methods=SHOWN, seed: int = 0, data_path=None, de
 
 
 def tier_margins(models: dict, data, tier, n: int, seed: int = 0) -> dict:
-    """{slug: {"train": stats, "test": stats}}: :func:`collect_margins` of the first ``n``
-    training and test images of ``data`` at the points of the tier's *training* attack
-    (PGD-``train_steps`` at the tier's eps and step size), the margins SOVR switches on."""
+    """{slug: {"train": stats, "test": stats}}: :func:`adversarial_margins` of the first ``n``
+    training and test images of ``data`` at the tier's *training* attack (PGD-``train_steps``
+    at the tier's eps and step size, random starts under ``seed``), the margins SOVR
+    switches on."""
     (x_tr, y_tr), _, (x_te, y_te) = data
     sets = {"train": (x_tr[:n].float().div(255), y_tr[:n]),
             "test": (x_te[:n].float().div(255), y_te[:n])}
-
-    def attack(model, xb, yb):
-        return pgd(model, xb, yb, tier.eps, tier.alpha, tier.train_steps)
-
-    out = {}
-    for slug, model in models.items():
-        torch.manual_seed(seed)
-        out[as_run(slug).slug] = {split: collect_margins(model, x, y, attack=attack, progress=False)
-                                  for split, (x, y) in sets.items()}
-    return out
+    return {as_run(slug).slug: {split: adversarial_margins(model, x, y, eps=tier.eps,
+                                                           steps=tier.train_steps,
+                                                           step_size=tier.alpha, seed=seed)
+                                for split, (x, y) in sets.items()}
+            for slug, model in models.items()}
 
 
 def _cell(verdict: str) -> str:

@@ -35,15 +35,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..attacks import attack_dataset
+from ..evaluate import adversarial_margins
 from ..checks import check_choice, check_number
 from ..devices import pick_device, resolve_precision
 from ..figures import toy as toy_plots
 from ..figures.toy import paired_margin_shift
 from ..files import atomic_write_text
-from ..margins import _margin
 from ..paths import results_dir
 from ..runs import as_run
 from ..tiers import parse_overrides
@@ -66,7 +64,7 @@ from ..toy.world import (
     toy_tier,
 )
 from ..train import set_seed, train
-from .experiments import environment
+from .experiments import command_line, environment
 
 # --------------------------------------------------------------------------- runs
 
@@ -178,11 +176,10 @@ def run_control(seeds, tier=None, *, out_dir=None, device=None,
         (x, y, _), _ = make_world(seed, n_train=tier.n_train, n_test=tier.n_test, kind=kind)
         model, _ = train("at", x, y, tier=tier, seed=CONTROL_OFFSET + seed,
                          device=pick_device(device), progress=False)
-        x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
-                               alpha=tier.eval_step_size, batch_size=len(y))
-        with torch.no_grad():
-            m = _margin(model(x_adv), y).cpu().numpy().astype(np.float64)
-        values[seed] = np.round(m, 3).tolist()
+        m = adversarial_margins(model, x, y, eps=tier.eps, steps=tier.eval_steps,
+                                step_size=tier.eval_step_size, seed=seed, batch_size=len(y),
+                                gradients=False)["margin"]
+        values[seed] = np.round(m.astype(np.float64), 3).tolist()
     control = {"what": "AT retrained on the same points with training seed offset + seed",
                "offset": CONTROL_OFFSET, "seeds": seeds, "kind": kind, "tier": dataclasses.asdict(tier),
                "runs": [{"seed": s, "margins": {"train_adv": {"values": values[s]}}}
@@ -339,8 +336,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = " ".join([Path(sys.executable).name, "-m", __name__]
-                       + list(sys.argv[1:] if argv is None else argv))
+    command = command_line("sovr_tutorial.lab.toy", argv)
     out_dir = Path(args.out)
     set_seed(0)
     t0 = time.perf_counter()

@@ -12,14 +12,12 @@ import time
 import numpy as np
 import torch
 
-from ..attacks import attack_dataset
 from ..autoattack import autoattack_eval
 from ..checks import check_number, check_steps
 from ..devices import model_device, pick_device, torch_threads
-from ..evaluate import pgd_accuracy, predictions
+from ..evaluate import adversarial_margins, pgd_accuracy, predictions
 from ..losses import sovr_select
-from ..margins import _margin, margin_stats, margin_summary
-from ..models import eval_mode
+from ..margins import _margin, collect_margins, margin_stats, margin_summary
 from ..runs import Run, as_run
 from ..tiers import pgd_step_size
 from ..train import finetune, train
@@ -154,14 +152,14 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
     t0 = time.perf_counter()
 
     def pgd20(x, y):
-        return attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
-                              alpha=tier.eval_step_size, batch_size=len(y))
+        return adversarial_margins(model, x, y, eps=tier.eps, steps=tier.eval_steps,
+                                   step_size=tier.eval_step_size, seed=seed, batch_size=len(y))
 
-    x_te_adv, x_tr_adv = pgd20(x_te, y_te), pgd20(x_tr, y_tr)
-    margins = {"train_adv": margin_stats(model, x_tr_adv, y_tr, device),
-               "test_adv": margin_stats(model, x_te_adv, y_te, device),
-               "train_clean": margin_stats(model, x_tr, y_tr, device),
-               "test_clean": margin_stats(model, x_te, y_te, device)}
+    te_adv, tr_adv = pgd20(x_te, y_te), pgd20(x_tr, y_tr)
+    x_te_adv, x_tr_adv = te_adv["x_adv"], tr_adv["x_adv"]
+    margins = {"train_adv": margin_stats(tr_adv), "test_adv": margin_stats(te_adv),
+               "train_clean": margin_stats(collect_margins(model, x_tr, y_tr, progress=False)),
+               "test_clean": margin_stats(collect_margins(model, x_te, y_te, progress=False))}
     for key in ("train_clean", "test_clean"):   # per-point values kept for the attacked sets
         margins[key].pop("values")
     for key in ("train_adv", "test_adv"):   # float64 before rounding: float32 reprs are long
@@ -247,21 +245,17 @@ def measure_toy_model(model, x, y, *, tier, seed: int = 0, restarts: int = 1,
     and at the PGD point), clean accuracy, accuracy under the margin attack (PGD-
     ``margin_steps`` on the margin, ``restarts`` restarts) and the decision regions on
     :data:`~sovr_tutorial.toy.world.REGION_GRID` cells. One forward pass per set of points
-    (clean, PGD), without autograd; the attacks are the package's
-    (:func:`~sovr_tutorial.attacks.attack_dataset`, :func:`~sovr_tutorial.evaluate.pgd_accuracy`).
+    (clean, PGD), without autograd; the measures are the package's
+    (:func:`~sovr_tutorial.evaluate.adversarial_margins`, :func:`~sovr_tutorial.evaluate.pgd_accuracy`).
     """
-    x_adv = attack_dataset(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
-                           alpha=tier.eval_step_size, batch_size=len(y))
+    adv = adversarial_margins(model, x, y, eps=tier.eps, steps=tier.eval_steps,
+                              step_size=tier.eval_step_size, seed=seed, batch_size=len(y),
+                              gradients=False)
     margin_acc = pgd_accuracy(model, x, y, eps=tier.eps, steps=margin_steps,
                               alpha=pgd_step_size(tier.eps, margin_steps), restarts=restarts,
                               loss="margin", seed=seed, batch_size=len(y))
-    device = model_device(model)
-    with torch.inference_mode(), eval_mode(model):
-        y_dev = y.to(device)
-        z_adv = model(x_adv.to(device))
-        clean_ok = (model(x.to(device)).argmax(1) == y_dev).cpu()
-        pgd_ok = (z_adv.argmax(1) == y_dev).cpu()
-        m = _margin(z_adv, y_dev).cpu().numpy()
+    clean_ok = predictions(model, x, batch_size=len(y)) == y.cpu()
+    pgd_ok, m = torch.from_numpy(adv["correct"]), adv["margin"]
     summary = margin_summary(m)
     return {"margins": m.tolist(), "q10": summary["q10"], "q50": summary["q50"],
             "q90": summary["q90"], "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
