@@ -55,8 +55,14 @@ def environment() -> dict:
     return env
 
 
+# What the runners write (result files, shipped checkpoints) is not the code that made it: a
+# change there does not make a result dirty, so a run in progress never dirties the next.
+_OUTPUTS = (":(exclude)results", ":(exclude)data/checkpoints")
+
+
 def git_commit() -> str | None:
-    """The commit of the code that produced a result (``+dirty`` if the tree had changes)."""
+    """The commit of the code that produced a result (``+dirty`` if the tracked files outside
+    the runners' outputs had changes)."""
     import subprocess
     root = checkout()
     if root is None:   # an installed package has no commit
@@ -64,7 +70,8 @@ def git_commit() -> str | None:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *_OUTPUTS],
                                cwd=root, capture_output=True, text=True, timeout=10).stdout
         return head + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -72,15 +79,17 @@ def git_commit() -> str | None:
 
 
 def git_diff_sha256() -> str | None:
-    """sha256 of ``git diff HEAD`` (the tracked files' uncommitted changes): which dirty tree
-    made a ``+dirty`` result, so the same diff applied to its commit can be told apart."""
+    """sha256 of ``git diff HEAD`` (the tracked files' uncommitted changes outside the runners'
+    outputs): which dirty tree made a ``+dirty`` result, so the same diff applied to its
+    commit can be told apart."""
     import hashlib
     import subprocess
     root = checkout()
     if root is None:
         return None
     try:
-        diff = subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff"], cwd=root,
+        diff = subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff", "--", ".",
+                               *_OUTPUTS], cwd=root,
                               capture_output=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
