@@ -112,3 +112,34 @@ def as_run(run) -> Run:
     if isinstance(run, str):
         return Run.parse(run)
     raise TypeError(f"run must be a Run or a name like 'at' or 'sovr-r0.4', got {run!r}")
+
+
+# ----------------------------------------------------------------------------- result files
+# What the runners (``sovr_tutorial.lab.experiments``, ``sovr_tutorial.lab.toy``) write is
+# read back by ``sovr_tutorial.lab.results``; these two answer what every reader of a result
+# dict asks first, here in the core so that the figures can ask it too.
+
+def run_of(result: dict) -> Run:
+    """The :class:`Run` a result dict belongs to (a CIFAR-10 or a toy world result).
+
+    Files written since Run exists store its fields under ``options``; older files have
+    ``method`` and, for SOVR, ``sovr_ratio`` (the ratio rule was the only one then).
+    """
+    if result.get("options"):
+        return Run(**result["options"])
+    if result["method"] == "sovr":
+        return Run("sovr", "ratio", result["sovr_ratio"])
+    return Run(result["method"])
+
+
+def pgd_key(result: dict) -> str:
+    """The result's PGD (CE) accuracy field, e.g. ``pgd20_ce_acc``: right clean and at the
+    PGD-``eval_steps`` point, the same quantity for a CIFAR-10 image and a toy point."""
+    steps = result.get("tier", {}).get("eval_steps", 20)
+    key = f"pgd{steps}_ce_acc"
+    if key in result:
+        return key
+    cands = sorted(k for k in result if k.startswith("pgd") and k.endswith("_ce_acc"))
+    if not cands:
+        raise KeyError(f"result {result.get('run', '?')} has no pgd*_ce_acc field")
+    return cands[0]

@@ -13,6 +13,7 @@ from sovr_tutorial.figures import frames as movie_frames
 from sovr_tutorial.figures import movie as movie_plots
 from sovr_tutorial.figures import push
 from sovr_tutorial.figures import toy as toy_plots
+from sovr_tutorial.runs import as_run
 from sovr_tutorial.train import _movie_frame
 
 MIN_POINTS = 8
@@ -115,10 +116,12 @@ def _toy_result(slug, seed, rng, grid=40, n=120):
         return {"values": v.tolist(), "margin": q}
 
     train, test = margins(0.8), margins(0.3)
-    return {"slug": slug, "label": TOY_LABELS[slug], "seed": seed,
+    run = as_run(slug)
+    return {"run": run.name(seed), "method": run.method, "label": TOY_LABELS[slug],
+            "options": run.options(), "seed": seed, "tier": {"name": "toy", "eval_steps": 20},
             "regions": {"labels": regions, "grid": grid},
             "margins": {"train_adv": train, "test_adv": test},
-            "pgd_acc": 0.823, "margin_attack_acc": 0.811,
+            "pgd20_ce_acc": 0.823, "margin_attack_acc": 0.811,
             "train_margin_quantiles": train["margin"], "test_margin_quantiles": test["margin"],
             "train_peaks": [0.9], "test_peaks": [0.2, 1.4]}
 

@@ -193,3 +193,70 @@ def test_missing_or_empty_folder(tmp_path):
         report.plot_results(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no result"):
         results.results_table(tmp_path)
+
+
+# --------------------------------------------------------------------------- one schema
+
+def _fresh_results(tmp_path):
+    """A toy world result and a CIFAR-10 runner result, both written now (a second of work:
+    one toy epoch on 64 points; one ci epoch of a small CNN on 20 random images)."""
+    import torch
+    from sovr_tutorial.lab import experiments, toy
+    from sovr_tutorial.tiers import get_tier
+    from sovr_tutorial.toy.world import toy_tier
+    toy_r = toy.run_toy("at", 0, toy_tier(epochs=1, n_train=64, n_test=64, n_autoattack=8),
+                        out_dir=tmp_path / "toy")
+    tier = get_tier("ci").replace(n_train=20, n_test=20, n_heldout=10, n_autoattack=4,
+                                  epochs=1, batch_size=10)
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+             torch.arange(n) % 10) for n in (20, 10, 20)]
+    cifar_r = experiments.run_one(Run("at"), 0, tier, data, {"label": "random images"},
+                                  tmp_path / "cifar", tmp_path / "runs", torch.device("cpu"),
+                                  progress=False)
+    return toy_r, cifar_r
+
+
+def test_a_toy_result_has_the_cifar_runners_keys_for_the_same_quantities(tmp_path):
+    toy_r, cifar_r = _fresh_results(tmp_path)
+    shared = {"run", "method", "label", "options", "seed", "tier", "clean_acc",
+              "robust_train_acc", "per_image", "margins", "autoattack", "history", "data",
+              "environment", "command"}
+    assert shared <= set(toy_r) and shared <= set(cifar_r)
+    for r in (toy_r, cifar_r):   # robust PGD (CE) accuracy at the tier's eval steps
+        assert results.pgd_key(r) == f"pgd{r['tier']['eval_steps']}_ce_acc"
+        assert not set(results.LEGACY_KEYS) & set(r)
+    assert results.pgd_key(toy_r) == "pgd20_ce_acc" and results.pgd_key(cifar_r) == "pgd5_ce_acc"
+    assert set(toy_r["per_image"]) == {"clean", "pgd"} <= set(cifar_r["per_image"])
+    assert set(toy_r["margins"]) == set(cifar_r["margins"]) == {
+        "test_clean", "test_adv", "train_clean", "train_adv"}
+    for r in (toy_r, cifar_r):
+        assert (r["run"], r["label"], Run(**r["options"])) == ("at-s0", "AT", Run("at"))
+    # and the one reader reads both folders the same way
+    for folder, r in (("toy", toy_r), ("cifar", cifar_r)):
+        back = results.load_runs(tmp_path / folder)["at"][0]
+        assert {k: v for k, v in back.items() if k != "_path"} == json.loads(json.dumps(r))
+
+
+def test_the_reader_renames_the_keys_of_a_legacy_toy_file(tmp_path):
+    """Toy files written before one schema (results/toy, results/toy-two) say ``pgd_acc``,
+    ``per_point`` and ``slug``; the reader gives the current keys, nothing else changes."""
+    from sovr_tutorial.lab import toy, toy_verdicts
+    from sovr_tutorial.toy.world import toy_tier
+    tier = toy_tier(epochs=1, n_train=64, n_test=64, n_autoattack=0)
+    new = toy.run_toy("at", 0, tier)
+    old = {k: v for k, v in new.items() if k not in ("pgd20_ce_acc", "per_image")}
+    old.update(slug="at", pgd_acc=new["pgd20_ce_acc"], per_point=new["per_image"])
+    (tmp_path / "at-s0.json").write_text(json.dumps(old))
+    for back in (results.load_results(tmp_path, collapsed=True)[0],
+                 results.load_runs(tmp_path)["at"][0],
+                 toy.run_toy("at", 0, tier, out_dir=tmp_path)):   # a finished run read back
+        assert not set(results.LEGACY_KEYS) & set(back)
+        back.pop("_path", None)
+        assert back == json.loads(json.dumps(new))
+    # a tier with other eval steps names its own key; the histories' per-epoch keys stay
+    history = [{"epoch": 1, "pgd_acc": 0.4}]
+    assert results.current_keys({"tier": {"eval_steps": 7}, "pgd_acc": 0.5,
+                                 "history": history}) == {
+        "tier": {"eval_steps": 7}, "pgd7_ce_acc": 0.5, "history": [{"epoch": 1, "pgd_acc": 0.4}]}
+    assert toy_verdicts.toy_claim_verdicts(tmp_path)["source"]["files"] == 1

@@ -4,6 +4,7 @@ import json
 import numpy as np
 
 from sovr_tutorial.lab import scales
+from sovr_tutorial.runs import as_run
 
 
 def _margins(values):
@@ -16,7 +17,11 @@ def _margins(values):
 
 def _toy(slug, seed, values):
     m = _margins(values)
-    return {"run": f"{slug}-s{seed}", "slug": slug, "seed": seed, "pgd_acc": 0.8,
+    run = as_run(slug)
+    return {"run": run.name(seed), "method": run.method, "label": run.label,
+            "options": run.options(), "seed": seed,
+            "tier": {"name": "toy", "eval_steps": 20, "num_classes": 6},
+            "clean_acc": 0.9, "pgd20_ce_acc": 0.8,
             "pgd_point_acc": 0.8, "margin_attack_acc": 0.8,
             "autoattack": {"robust": 0.8, "n": 64, "label": "custom"}, "environment": {},
             "train_peaks": [1.0], "train_margin_quantiles": {"q10": -1.0, "q50": 1.0, "q90": 2.0},

@@ -7,10 +7,11 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sovr_tutorial.lab import toy
+from sovr_tutorial.lab import results as result_files, toy
 from sovr_tutorial.toy import world as toy_data, model as toy_model
 from sovr_tutorial.figures import toy as toy_plots
 from sovr_tutorial.figures.toy_widgets import ToyExplorer
+from sovr_tutorial.runs import as_run
 
 # A few seconds of everything: small sets, few epochs, AutoAttack on 64 points.
 SMALL = {"epochs": 3, "n_train": 256, "n_test": 256, "n_autoattack": 64, "gairat_burn_in": 1}
@@ -99,9 +100,10 @@ def test_push_curve_bins_the_samples():
 
 
 def _fake(slug, seed, values, push_ratio=None, switch=None):
-    method = slug.split("-")[0]
+    run = as_run(slug)
     edges = [-1.0, 0.0, 1.0, 2.0]
-    return {"slug": slug, "method": method, "seed": seed, "switch": switch,
+    return {"run": run.name(seed), "method": run.method, "options": run.options(),
+            "seed": seed, "switch": switch,
             "margins": {"train_adv": {"values": values}},
             "push": {"edges": edges, "count": [1, 1, 1],
                      "ratio": push_ratio or [0.5, 1.5, 4.0]}}
@@ -134,22 +136,23 @@ def test_switch_effect_reads_shifts_pushes_and_switched_shares():
 
 def test_a_short_run_records_what_the_issue_asks_for(small_results):
     r = json.loads((small_results / "sovr-r0.4-s0.json").read_text())
-    for key in ("method", "seed", "clean_acc", "pgd_acc", "margin_attack_acc",
+    for key in ("method", "seed", "clean_acc", "pgd20_ce_acc", "margin_attack_acc",
                 "train_margin_quantiles", "train_peaks", "test_peaks", "seconds", "label",
                 "options", "tier", "environment", "autoattack", "margins", "push", "regions"):
         assert key in r, key
     assert (r["method"], r["seed"], r["label"]) == ("sovr", 0, "SOVR (ratio 0.4)")
     assert r["tier"]["name"] == "toy" and r["tier"]["epochs"] == 3
     assert "git_commit" in r["environment"]
-    for key in ("clean_acc", "pgd_acc", "margin_attack_acc"):
+    assert not set(result_files.LEGACY_KEYS) & set(r)     # the CIFAR-10 runner's names only
+    for key in ("clean_acc", "pgd20_ce_acc", "margin_attack_acc"):
         assert 0.0 <= r[key] <= 1.0
-    assert r["pgd_acc"] <= r["clean_acc"] and r["margin_attack_acc"] <= r["clean_acc"]
+    assert r["pgd20_ce_acc"] <= r["clean_acc"] and r["margin_attack_acc"] <= r["clean_acc"]
     # robust = right clean and at the PGD point; the per-point bits say the same
-    clean, pgd = (np.array([c == "1" for c in r["per_point"][k]]) for k in ("clean", "pgd"))
+    clean, pgd = (np.array([c == "1" for c in r["per_image"][k]]) for k in ("clean", "pgd"))
     assert len(clean) == len(pgd) == 256
     assert r["clean_acc"] == pytest.approx(clean.mean())
-    assert r["pgd_acc"] == pytest.approx((clean & pgd).mean())
-    assert r["pgd_point_acc"] == pytest.approx(pgd.mean()) and r["pgd_point_acc"] >= r["pgd_acc"]
+    assert r["pgd20_ce_acc"] == pytest.approx((clean & pgd).mean())
+    assert r["pgd_point_acc"] == pytest.approx(pgd.mean()) and r["pgd_point_acc"] >= r["pgd20_ce_acc"]
     q = r["train_margin_quantiles"]
     assert q["q10"] <= q["q50"] <= q["q90"]
     assert len(r["train_peaks"]) >= 1 and len(r["test_peaks"]) >= 1
@@ -189,7 +192,7 @@ def test_the_command_line_refuses_an_unknown_run(tmp_path):
 
 
 def test_figures_are_drawn_from_the_files(small_results):
-    results = toy.load_toy_results(small_results)
+    results = result_files.load_results(small_results, collapsed=True)
     x = toy_data.make_world(0, n_train=256, n_test=256)[0][0]
     for fig in (toy_plots.plot_toy_regions(results, x, eps=0.0375), toy_plots.plot_toy_margins(results),
                 toy_plots.plot_toy_accuracy(results), toy_plots.plot_toy_switch(results)):
@@ -209,12 +212,12 @@ def test_the_noise_control_is_at_again_with_another_initialisation(small_results
     control = toy.run_control([0], tier, out_dir=small_results)
     assert (small_results / toy.CONTROL_FILE).exists()
     assert toy.load_control(small_results)["seeds"] == [0]
-    assert toy.CONTROL_FILE not in [r.get("run") for r in toy.load_toy_results(small_results)]
-    assert len(toy.load_toy_results(small_results)) == 2     # the two runs, not the control
+    loaded = result_files.load_results(small_results, collapsed=True)
+    assert [r["run"] for r in loaded] == ["at-s0", "sovr-r0.4-s0"]   # the two runs, not the control
     at = json.loads((small_results / "at-s0.json").read_text())
     values = control["runs"][0]["margins"]["train_adv"]["values"]
     assert len(values) == 256 and values != at["margins"]["train_adv"]["values"]
-    effect = toy.switch_effect(toy.load_toy_results(small_results), control)
+    effect = toy.switch_effect(loaded, control)
     assert set(effect["shift"]) == {"sovr-r0.4", "control"}
     assert "control" not in effect["switched_wrong"]
 

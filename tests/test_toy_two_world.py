@@ -202,7 +202,7 @@ def check_text(fig):
 def fake_result(slug, seed, values, peaks):
     from sovr_tutorial.runs import as_run
     run = as_run(slug)
-    return {"slug": run.slug, "method": run.method, "label": run.label, "seed": seed,
+    return {"run": run.name(seed), "method": run.method, "label": run.label, "seed": seed,
             "options": run.options(), "train_peaks": peaks,
             "margins": {"train_adv": {"values": list(values)}},
             "data": {"kind": TWO, "n_train": len(values), "n_test": 16}}

@@ -8,6 +8,7 @@ import pytest
 
 from sovr_tutorial.lab import rules, scales, stats, toy_verdicts
 from sovr_tutorial.lab import verdicts as v
+from sovr_tutorial.runs import Run
 
 # ----------------------------------------------------------------------------- McNemar
 
@@ -245,7 +246,11 @@ def _toy(slug, seed, *, pgd=0.8, point=None, margin_attack=0.8, aa=0.8, q95=None
                 "values": v.tolist()}
     adv = margins(peaks, q95)
     clean = margins([p + 0.5 for p in peaks] if clean_peaks is None else clean_peaks, q95)
-    return {"run": f"{slug}-s{seed}", "slug": slug, "seed": seed, "pgd_acc": pgd,
+    run = Run.parse(slug)
+    return {"run": run.name(seed), "method": run.method, "label": run.label,
+            "options": run.options(), "seed": seed, "tier": {"name": "toy", "eval_steps": 20,
+                                                             "num_classes": 6},
+            "clean_acc": 0.9, "pgd20_ce_acc": pgd,
             "pgd_point_acc": pgd if point is None else point, "margin_attack_acc": margin_attack,
             "autoattack": {"robust": aa, "n": 512, "label": "custom"},
             "environment": {"cpu_count": 2, "cpu": "x86_64"},

@@ -141,7 +141,7 @@ def plot_claim3_margins(results: list, *, split: bool = True):
     the easy and the hard points' margins apart, seeds pooled (the points' masks are
     redrawn from the world, :func:`hard_masks`).
 
-    results: toy result dicts (:func:`sovr_tutorial.lab.toy.load_toy_results`, e.g. of
+    results: toy result dicts (:func:`sovr_tutorial.lab.results.load_results`, e.g. of
     results/toy-two), each with ``margins.train_adv.values`` and ``train_peaks``.
     """
     groups = _toy_runs(results)

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..runs import DEFAULT_SOVR_RATIO, Run
+from ..runs import DEFAULT_SOVR_RATIO, Run, pgd_key, run_of
 from .plots import _mark_edge_bins, _to_numpy, method_color
 
 #: Bins of the toy world's margin histograms (logits): the same for every method and seed;
@@ -48,7 +48,7 @@ def _toy_runs(results: list) -> dict:
     """Results grouped by run slug, in the course's order (AT first, SOVR variants last)."""
     groups = {}
     for r in results:
-        groups.setdefault(r.get("slug") or Run(**r["options"]).slug, []).append(r)
+        groups.setdefault(run_of(r).slug, []).append(r)
     order = {m: i for i, m in enumerate(("standard", "at", "trades", "mart", "gairat", "sovr"))}
     rules = ("ratio", "threshold", "boundary")
 
@@ -145,7 +145,7 @@ def plot_toy_regions(results: list, x, *, eps: float, title: str | None = None):
                                  r["margins"]["train_adv"]["values"], eps)
         q = r["train_margin_quantiles"]
         # short lines: a panel is under 3 inches wide at 8.5 points
-        ax.set_title(f"{r['label']}\nPGD-20 {r['pgd_acc']:.1%}, margin atk "
+        ax.set_title(f"{r['label']}\nPGD-20 {r[pgd_key(r)]:.1%}, margin atk "
                      f"{r['margin_attack_acc']:.1%}\ntrain q10 {q['q10']:+.2f}, "
                      f"q50 {q['q50']:+.2f}", fontsize=8.5)
     for ax in axes[n:]:
@@ -219,7 +219,7 @@ def toy_summary(results: list) -> list:
     rows = []
     for slug, rs in _toy_runs(results).items():
         row = {"slug": slug, "label": rs[0]["label"], "seeds": [r["seed"] for r in rs]}
-        for key, get in (("clean", lambda r: r["clean_acc"]), ("pgd", lambda r: r["pgd_acc"]),
+        for key, get in (("clean", lambda r: r["clean_acc"]), ("pgd", lambda r: r[pgd_key(r)]),
                          ("margin_attack", lambda r: r["margin_attack_acc"]),
                          ("pgd_point", lambda r: r["pgd_point_acc"]),
                          ("aa", lambda r: r["autoattack"].get("robust", np.nan)),
@@ -270,7 +270,7 @@ def plot_toy_accuracy(results: list):
     keys = (("clean", "clean"), ("pgd", "PGD-20 (CE): right clean and at the PGD point"),
             ("margin_attack", "PGD-50 on the margin, 3 restarts"),
             ("aa", "AutoAttack custom (APGD-CE + APGD-T)"))
-    getters = {"clean": lambda r: r["clean_acc"], "pgd": lambda r: r["pgd_acc"],
+    getters = {"clean": lambda r: r["clean_acc"], "pgd": lambda r: r[pgd_key(r)],
                "margin_attack": lambda r: r["margin_attack_acc"],
                "aa": lambda r: r["autoattack"].get("robust", np.nan)}
     fig = Figure(figsize=(max(7.0, 1.3 * len(rows) + 2), 4.2))

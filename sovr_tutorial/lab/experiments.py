@@ -151,7 +151,8 @@ def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
         .float().mean().item(),
         "pgd_counting": "clean and adversarial both correct",
         "autoattack": aa,
-        # raw correctness at each input (robust = clean & pgd)
+        # raw correctness at each input, one bit per image (robust = clean & pgd); the toy
+        # runner writes the same key, one bit per toy point
         "per_image": {"clean": _bits(clean), "pgd": _bits(at_pgd),
                       "pgd_margin": _bits(at_margin)},
         "margins": {

@@ -1,10 +1,15 @@
-"""The result files of the experiment runner: reading, grouping by run, summarising.
+"""The result files of the runners: reading, grouping by run, summarising.
 
-``python -m sovr_tutorial.lab.experiments`` writes one JSON per (run, seed). Here they are read
-back (:func:`load_results`), grouped by their :class:`~sovr_tutorial.runs.Run` (one group =
-one method with one setting, over its seeds), and summarised as a table
-(:func:`results_table`) and summed margin histograms (:func:`stored_histograms`). The
-figures drawn from them are in :mod:`sovr_tutorial.lab.report`.
+``python -m sovr_tutorial.lab.experiments`` (CIFAR-10) and ``python -m sovr_tutorial.lab.toy``
+(the toy world) write one JSON per (run, seed), with the same keys for the same quantities
+(``clean_acc``, ``pgd<eval_steps>_ce_acc``, ``robust_train_acc``, ``per_image``, ``margins``,
+``run``, ``label``, ``options``; the toy world adds its own, e.g. ``margin_attack_acc``).
+Here they are read back: :func:`load_results` (a list) and :func:`load_runs` (by slug, then
+seed) are the one reader of both, which renames the keys of older files
+(:data:`LEGACY_KEYS`) so that no caller sees them. They are grouped by their
+:class:`~sovr_tutorial.runs.Run` (one group = one method with one setting, over its seeds),
+and summarised as a table (:func:`results_table`) and summed margin histograms
+(:func:`stored_histograms`). The figures drawn from them are in :mod:`sovr_tutorial.lab.report`.
 
 A run that collapsed to chance level (:func:`is_collapsed`) describes a failed run, not its
 method: it is left out of tables and figures, and every place that leaves it out says so.
@@ -17,20 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import METHODS, Run
-
-
-def run_of(result: dict) -> Run:
-    """The :class:`Run` a result dict belongs to.
-
-    Files written since Run exists store its fields under ``options``; older files have
-    ``method`` and, for SOVR, ``sovr_ratio`` (the ratio rule was the only one then).
-    """
-    if result.get("options"):
-        return Run(**result["options"])
-    if result["method"] == "sovr":
-        return Run("sovr", "ratio", result["sovr_ratio"])
-    return Run(result["method"])
+from ..runs import METHODS, Run, pgd_key, run_of
 
 
 def _order(run: Run):
@@ -48,9 +40,34 @@ def group_runs(results: list) -> dict:
 
 
 def is_result(d) -> bool:
-    """True for a dict written by the experiment runner (not notes or other JSON)."""
+    """True for a dict written by the experiment runner or the toy runner (not notes, noise
+    controls, movie frames or other JSON). A toy run whose AutoAttack failed is a result too:
+    its ``autoattack`` says why (:func:`sovr_tutorial.lab.rules.aa_failure`)."""
     return (isinstance(d, dict) and "method" in d and "clean_acc" in d
-            and isinstance(d.get("autoattack"), dict) and "robust" in d["autoattack"])
+            and isinstance(d.get("autoattack"), dict)
+            and ("robust" in d["autoattack"] or "failed" in d["autoattack"]
+                 or "skipped" in d["autoattack"]))
+
+
+#: Keys of result files written before the toy runner used the CIFAR-10 runner's names, and
+#: their names now (``{eval_steps}``: the file's tier; None: dropped, :func:`run_of` gives
+#: it). :func:`current_keys` renames them on reading, so nothing downstream sees the old
+#: keys. Still needed by the committed toy world results, results/toy and results/toy-two,
+#: until they are regenerated; then this table and :func:`current_keys` can go.
+#: (results/toy-movie holds frames, not results: its per-epoch ``pgd_acc`` is the training
+#: history's key, which the CIFAR-10 histories share.)
+LEGACY_KEYS = {"pgd_acc": "pgd{eval_steps}_ce_acc", "per_point": "per_image", "slug": None}
+
+
+def current_keys(result: dict) -> dict:
+    """``result`` with the old keys of :data:`LEGACY_KEYS` renamed (in place; returned)."""
+    steps = result.get("tier", {}).get("eval_steps", 20)
+    for old, new in LEGACY_KEYS.items():
+        if old in result:
+            value = result.pop(old)
+            if new is not None:
+                result.setdefault(new.format(eval_steps=steps), value)
+    return result
 
 
 #: clean accuracy within this of chance (1 / classes): the run learned nothing
@@ -83,10 +100,12 @@ def collapsed_note(runs) -> str:
 
 
 def load_results(out_dir, *, collapsed: bool = False) -> list:
-    """Every run result (``*.json`` written by the experiment runner) in ``out_dir``.
+    """Every run result (``*.json`` written by the experiment runner or the toy runner) in
+    ``out_dir``, sorted by file name, with the keys of older files renamed
+    (:func:`current_keys`).
 
     Runs that collapsed to chance level are left out, with a warning naming them, unless
-    ``collapsed=True``. Other JSON files (notes, unreadable files) are skipped.
+    ``collapsed=True``. Other JSON files (notes, noise controls, unreadable files) are skipped.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -100,7 +119,7 @@ def load_results(out_dir, *, collapsed: bool = False) -> list:
             continue
         if is_result(d):
             d.setdefault("_path", str(path))
-            results.append(d)
+            results.append(current_keys(d))
     if collapsed:
         return results
     note = collapsed_note(results)
@@ -109,16 +128,14 @@ def load_results(out_dir, *, collapsed: bool = False) -> list:
     return [r for r in results if not is_collapsed(r)]
 
 
-def pgd_key(result: dict) -> str:
-    """The result's PGD (CE) accuracy field, e.g. ``pgd20_ce_acc``."""
-    steps = result.get("tier", {}).get("eval_steps", 20)
-    key = f"pgd{steps}_ce_acc"
-    if key in result:
-        return key
-    cands = sorted(k for k in result if k.startswith("pgd") and k.endswith("_ce_acc"))
-    if not cands:
-        raise KeyError(f"result {result.get('run', '?')} has no pgd*_ce_acc field")
-    return cands[0]
+def load_runs(folder) -> dict:
+    """{slug: {seed: result}}: every result of ``folder`` (:func:`load_results`, collapsed
+    runs included: :func:`is_collapsed` tells them), grouped by :func:`run_of`'s slug, in file
+    order. The one reader of both verdict engines, the scales and the notebooks."""
+    runs = {}
+    for r in load_results(folder, collapsed=True):
+        runs.setdefault(run_of(r).slug, {})[r["seed"]] = r
+    return runs
 
 
 def pgd_name(result: dict) -> str:

@@ -29,8 +29,8 @@ from ..runs import Run, as_run
 from ..sampling import load_data
 from ..tiers import get_tier
 from ..train import trained_model
-from .results import is_collapsed, load_results, run_of
-from .toy_verdicts import load_toy_runs, toy_claim_verdicts
+from .results import is_collapsed, load_runs
+from .toy_verdicts import toy_claim_verdicts
 from .verdicts import _hist_values, claim_verdicts, n_peaks
 
 SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
@@ -124,15 +124,13 @@ def scale_margins(root=None, slugs=SHOWN) -> dict:
         if folder is None:
             out[scale] = {}
             continue
-        if scale == "toy":
-            runs = {slug: list(by_seed.values()) for slug, by_seed in load_toy_runs(folder).items()}
-        else:
-            runs = {}
-            for r in load_results(folder, collapsed=True):
-                if is_collapsed(r):   # chance-level runs have no margins worth drawing
-                    continue
-                runs.setdefault(run_of(r).slug, []).append(r)
-        out[scale] = {s: runs[s] for s in slugs if s in runs}
+        runs, out[scale] = load_runs(folder), {}
+        for s in slugs:
+            # chance-level CIFAR-10 runs have no margins worth drawing (the toy world's
+            # verdicts keep all its runs, and so does this)
+            rs = [r for r in runs.get(s, {}).values() if scale == "toy" or not is_collapsed(r)]
+            if rs:
+                out[scale][s] = rs
     return out
 
 

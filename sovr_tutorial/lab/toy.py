@@ -8,7 +8,10 @@ trains the MLP of the ``toy`` tier with every method.
 
     python -m sovr_tutorial.lab.toy --methods at,trades,mart,gairat,sovr --seeds 0,1,2,3,4 --out results/toy
 
-writes one JSON per (method, seed): clean accuracy, PGD-20 (CE) accuracy, accuracy under a
+writes one JSON per (method, seed), under the CIFAR-10 runner's keys where the quantity is
+the same (``clean_acc``, ``pgd20_ce_acc``, ``robust_train_acc``, ``per_image``, ``margins``,
+``run``, ``label``, ``options``; read back by :func:`sovr_tutorial.lab.results.load_results`):
+clean accuracy, PGD-20 (CE) accuracy, accuracy under a
 stronger attack on the margin (PGD-50 on the margin loss, 3 restarts) and under AutoAttack
 (custom: APGD-CE + APGD-T), the adversarial margins of the training and test points
 (quantiles, histogram, peaks, gradient norms, flip budgets), the push of CE and OVR on the
@@ -65,6 +68,7 @@ from ..toy.world import (
 )
 from ..train import set_seed, train
 from .experiments import command_line, environment
+from .results import current_keys, load_results, pgd_key, run_of
 
 # --------------------------------------------------------------------------- runs
 
@@ -115,7 +119,7 @@ def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
     kind = check_choice("kind", kind, WORLD_KINDS)
     path = None if out_dir is None else Path(out_dir) / f"{run.name(seed)}.json"
     if path is not None and path.exists():
-        old = json.loads(path.read_text())
+        old = current_keys(json.loads(path.read_text()))
         if result_world(old) != kind:
             raise ValueError(f"{path} holds a run of the {result_world(old)!r} world, not "
                              f"{kind!r}: use another --out")
@@ -123,9 +127,8 @@ def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
     t0 = time.perf_counter()
     model, history, world, seconds = train_toy(run, seed, tier, device=device, kind=kind)
     switched = [h["switched"] for h in history if "switched" in h]
-    result = {"run": run.name(seed), "method": run.method, "slug": run.slug,
-              "label": run.label, "options": run.options(), "seed": seed,
-              "tier": dataclasses.asdict(tier),
+    result = {"run": run.name(seed), "method": run.method, "label": run.label,
+              "options": run.options(), "seed": seed, "tier": dataclasses.asdict(tier),
               "precision": resolve_precision(tier.precision, pick_device(device)),
               "data": _world_info(tier, seed, kind),
               "seconds": seconds,
@@ -140,13 +143,6 @@ def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(result))
     return result
-
-
-def load_toy_results(out_dir) -> list:
-    """Every run's result file of ``out_dir`` (a list of dicts, sorted by file name); the
-    noise control (CONTROL_FILE) is read by :func:`load_control`."""
-    return [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*.json"))
-            if p.name != CONTROL_FILE]
 
 
 # The noise control of section 4: AT trained again on the same points with another
@@ -228,13 +224,14 @@ def switch_effect(results: list, control: dict | None = None) -> dict:
     rule picks at the end of training that are misclassified (mean over seeds). With the
     noise ``control`` (:func:`run_control`), ``shift`` also holds it under "control".
     """
-    at_runs = [r for r in results if r["slug"] == "at"]
+    slugs = [run_of(r).slug for r in results]
+    at_runs = [r for r, s in zip(results, slugs) if s == "at"]
     if not at_runs:
         raise ValueError("switch_effect needs the AT runs (the reference)")
     edges = [g[1] for g in SHIFT_GROUPS] + [SHIFT_GROUPS[-1][2]]
     out = {"shift": {}, "push": {}, "switched_wrong": {}}
-    compared = {slug: [r for r in results if r["slug"] == slug]
-                for slug in sorted({r["slug"] for r in results if r["method"] == "sovr"})}
+    compared = {slug: [r for r, s in zip(results, slugs) if s == slug]
+                for slug in sorted({s for r, s in zip(results, slugs) if r["method"] == "sovr"})}
     if control is not None:
         compared["control"] = control["runs"]
     for slug, runs in compared.items():
@@ -275,7 +272,7 @@ def plot_toy_results(out_dir) -> list:
     """
 
     out_dir = Path(out_dir)
-    results = load_toy_results(out_dir)
+    results = load_results(out_dir, collapsed=True)
     if not results:
         raise FileNotFoundError(f"no toy results in {out_dir}")
     seeds = sorted({r["seed"] for r in results})
@@ -352,7 +349,7 @@ def main(argv=None) -> int:
             aa = res["autoattack"].get("robust", float("nan"))
             q = res["train_margin_quantiles"]
             print(f"{run.name(seed):>16}{' (done before, skipped)' if done else ''}: clean "
-                  f"{res['clean_acc']:.3f}  PGD-{res['tier']['eval_steps']} {res['pgd_acc']:.3f}"
+                  f"{res['clean_acc']:.3f}  PGD-{res['tier']['eval_steps']} {res[pgd_key(res)]:.3f}"
                   f"  margin attack {res['margin_attack_acc']:.3f}  AA {aa:.3f}  train margins "
                   f"q10/q50/q90 {q['q10']:+.2f}/{q['q50']:+.2f}/{q['q90']:+.2f}  peaks "
                   f"{len(res['train_peaks'])}  {res['seconds']:.1f} s", flush=True)

@@ -1,7 +1,8 @@
 """Verdicts on the paper's claims 1-4 from the toy world's result files.
 
-The toy world (``python -m sovr_tutorial.lab.toy``) stores per-seed numbers on 2,048 test
-points, not per-image bits, so every comparison here is the seed-paired t-test. The
+The toy world (``python -m sovr_tutorial.lab.toy``) writes the CIFAR-10 runner's keys
+(read by the same :func:`sovr_tutorial.lab.results.load_runs`); its verdicts compare per-seed
+numbers on 2,048 test points, so every comparison here is the seed-paired t-test. The
 verdict format and every rule are :mod:`sovr_tutorial.lab.rules`', shared with the CIFAR-10
 engine :mod:`sovr_tutorial.lab.verdicts`: claim 3 by :func:`~sovr_tutorial.lab.rules.claim3`
 (a peak counts towards the paper's two peaks only at a margin >= 0, so the toy AT's bump of
@@ -11,11 +12,11 @@ measured: AutoAttack failed (...)").
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..runs import DEFAULT_SOVR_RATIO, Run
+from ..runs import DEFAULT_SOVR_RATIO, Run, pgd_key
 from .provenance import hardware
+from .results import load_runs
 from .rules import (
     IMPORTANCE_AWARE,
     aa_failure,
@@ -28,17 +29,6 @@ from .rules import (
     stat,
     upper_margins,
 )
-
-
-def load_toy_runs(folder) -> dict:
-    """The toy world's result files of ``folder`` (``python -m sovr_tutorial.lab.toy``), by slug
-    then seed; the noise control and other JSON files are skipped."""
-    runs = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        r = json.loads(path.read_text())
-        if isinstance(r, dict) and {"slug", "seed", "margin_attack_acc"} <= set(r):
-            runs.setdefault(r["slug"], {})[r["seed"]] = r
-    return runs
 
 
 def toy_claim_verdicts(folder, sovr: str | None = None) -> dict:
@@ -55,7 +45,7 @@ def toy_claim_verdicts(folder, sovr: str | None = None) -> dict:
     minus the same, then SOVR minus AT (:func:`sovr_tutorial.lab.rules.claim4`).
     """
     sovr = sovr or Run("sovr", value=DEFAULT_SOVR_RATIO).slug
-    runs = load_toy_runs(folder)
+    runs = load_runs(folder) if Path(folder).is_dir() else {}
     names = {slug: Run.parse(slug).label for slug in runs}
     source = {}
     if runs:
@@ -75,7 +65,7 @@ def toy_claim_verdicts(folder, sovr: str | None = None) -> dict:
 
     claims = []
     ev, parts = [], []
-    gap_of = lambda r: r["pgd_acc"] - r["margin_attack_acc"]
+    gap_of = lambda r: r[pgd_key(r)] - r["margin_attack_acc"]
     loose = lambda r: r["pgd_point_acc"] - r["margin_attack_acc"]
     for m in IMPORTANCE_AWARE:
         if missing(m, "at"):

@@ -35,7 +35,7 @@ import numpy as np
 from ..files import write_between
 from ..runs import DEFAULT_SOVR_RATIO, Run
 from .provenance import hardware
-from .results import is_collapsed, load_results, pgd_key, run_of
+from .results import is_collapsed, load_runs, pgd_key
 from .rules import (
     ALPHA,
     IMPORTANCE_AWARE,
@@ -55,7 +55,7 @@ from .rules import (
 )
 from .stats import mcnemar  # notebooks 04 and 05 import it from here
 
-__all__ = ["ALPHA", "IMPORTANCE_AWARE", "aa_correct", "claim_verdicts", "gap", "load_runs",
+__all__ = ["ALPHA", "IMPORTANCE_AWARE", "aa_correct", "claim_verdicts", "gap", "judged_runs",
            "main", "markers", "mcnemar", "n_peaks", "overrated", "verdicts_markdown",
            "write_block"]
 #: kept under its old name for sovr_tutorial.lab.scales
@@ -103,24 +103,28 @@ def _pct(x):
     return f"{100 * x:.1f}%"
 
 
-def load_runs(folder) -> tuple[dict, list, dict]:
-    """(runs by slug then seed, collapsed runs, the folder's provenance) from ``folder``."""
-    every = load_results(folder, collapsed=True)
+def judged_runs(folder) -> tuple[dict, list, dict]:
+    """(runs by slug then seed, collapsed runs, the folder's provenance) of ``folder``: the
+    results of :func:`sovr_tutorial.lab.results.load_runs`, those that collapsed to chance
+    level set apart (:func:`~sovr_tutorial.lab.results.is_collapsed`)."""
+    every = load_runs(folder)
     runs, gone = {}, []
-    for r in every:
-        if is_collapsed(r):
-            gone.append(r)
-        else:
-            runs.setdefault(run_of(r).slug, {})[r["seed"]] = r
+    for slug, by_seed in every.items():
+        for seed, r in by_seed.items():
+            if is_collapsed(r):
+                gone.append(r)
+            else:
+                runs.setdefault(slug, {})[seed] = r
+    files = [r for by_seed in every.values() for r in by_seed.values()]
     source = {}
-    if every:
-        r0, env = every[0], every[0].get("environment", {})
+    if files:
+        r0, env = files[0], files[0].get("environment", {})
         source = {"folder": str(folder), "tier": r0["tier"]["name"],
                   "data": r0.get("data", {}).get("label", "?"),
                   "hardware": hardware(env),
                   "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "
                                 f"{r0['autoattack']['n']} test images",
-                  "files": len(every)}
+                  "files": len(files)}
     return runs, gone, source
 
 
@@ -141,7 +145,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     same method, then SOVR vs AT).
     """
     sovr = sovr or Run("sovr", value=DEFAULT_SOVR_RATIO).slug
-    runs, gone, source = load_runs(folder)
+    runs, gone, source = judged_runs(folder)
     names = {slug: Run.parse(slug).label for slug in runs}
     claims = []
 

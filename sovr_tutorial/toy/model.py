@@ -176,16 +176,18 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
     train_ok, train_pgd_ok = _correct(model, x_tr, x_tr_adv, y_tr)
     eval_seconds = time.perf_counter() - t0
     aa = _autoattack(model, x_te, y_te, tier, seed)
+    # the CIFAR-10 runner's keys for the same quantities (sovr_tutorial.lab.experiments)
     return {
         "clean_acc": clean_ok.float().mean().item(),
         # robust: right clean and at the PGD-20 point (as for the margin attack and AA)
-        "pgd_acc": (clean_ok & pgd_ok).float().mean().item(),
+        f"pgd{tier.eval_steps}_ce_acc": (clean_ok & pgd_ok).float().mean().item(),
         # right at the PGD-20 point, whatever the clean prediction (what many training
-        # scripts print); above pgd_acc when PGD moves wrong points to the right side
+        # scripts print); above the robust accuracy when PGD moves wrong points to the right side
         "pgd_point_acc": pgd_ok.float().mean().item(),
         "margin_attack_acc": margin_acc,
         "autoattack": aa,
-        "per_point": {"clean": _bits(clean_ok), "pgd": _bits(pgd_ok)},
+        # raw correctness at each test point, one bit per point (robust = clean & pgd)
+        "per_image": {"clean": _bits(clean_ok), "pgd": _bits(pgd_ok)},
         "train_clean_acc": train_ok.float().mean().item(),
         "robust_train_acc": (train_ok & train_pgd_ok).float().mean().item(),
         "train_margin_quantiles": _quantiles(margins["train_adv"]),
