@@ -73,15 +73,18 @@ course: setup
 	JUPYTER_CONFIG_PATH=$(abspath $(COURSE_JUPYTER))$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
 	  $(BIN)/jupyter lab $(WORK) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# The whole suite: unit tests, slow tests, and every notebook executed at the ci tier.
+# The whole suite: unit tests, slow tests, and every notebook executed at the ci tier, once:
+# by nbval (--nbval-lax), in a working copy as `make course` makes it, which
+# tests/test_workspace.py runs notebook by notebook, checking that git status stays clean.
 # The website is built first (from the committed notebooks); tests/test_site.py checks it.
 test: setup $(STAMP)-dev site
-	SOVR_SITE_HTML=$(CURDIR)/build/site/html SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --durations=15
+	SOVR_SITE_HTML=$(CURDIR)/build/site/html SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests --durations=15
 
 # Unit tests only (under 3 minutes on 2 cores).
 test-fast: setup $(STAMP)-dev
 	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not browser" tests
 
+# nbval on the notebooks where they are (notebooks/figures gets the ci tier's figures).
 test-notebooks: setup $(STAMP)-dev
 	SOVR_TUTORIAL_TIER=ci $(BIN)/python -m pytest -q -p no:cacheprovider notebooks --nbval-lax
 

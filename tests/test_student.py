@@ -10,9 +10,15 @@ For every notebook in ``notebooks/`` the student copy
 * has nbgrader's stub where each solution was (``raise NotImplementedError()`` in code,
   ``YOUR ANSWER HERE`` in markdown), in a cell that is not collapsed (the sources collapse
   their solution cells; the student writes in them);
-* runs at the ``ci`` tier, with nbclient in a temporary folder, without error up to its
-  first exercise cell (the first cell that held a solution). A notebook without exercises
-  is not run here: its copy's code is then exactly its source's, which nbval runs in full.
+* runs at the ``ci`` tier as its source does up to its first exercise cell (the first
+  cell that held a solution; the whole notebook when it has none), without being run here:
+  up to there its code cells are the source's, one for one and in order, and what they
+  run in is the same but for the folder. The source runs in full at the ``ci`` tier, with
+  nbval, in a working copy (``tests/test_workspace.py``); of the folder, every path that
+  code names (a string constant, f-strings' pieces included) through ``../`` holds in the
+  kit what it holds in the repository (``results/``, file for file), and so does every file
+  of ``notebooks/`` it names (the kit's ``notebooks/`` holds the copies alone, no
+  ``figures/``).
 
 The regions are read here by a few lines of code of their own, not by nbgrader, so the
 test checks the tool instead of repeating it. A made-up notebook with every kind of marker
@@ -20,6 +26,8 @@ checks the tool even while the course's notebooks have none.
 """
 from __future__ import annotations
 
+import ast
+import filecmp
 import os
 import subprocess
 import sys
@@ -35,7 +43,6 @@ SOURCES = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SCRIPT = ROOT / "docs" / "student.py"
 CODE_STUB, TEXT_STUB = "raise NotImplementedError()", "YOUR ANSWER HERE"
 REGIONS = {"BEGIN SOLUTION": "END SOLUTION", "BEGIN HIDDEN TESTS": "END HIDDEN TESTS"}
-CELL_TIMEOUT = float(os.environ.get("SOVR_STUDENT_CELL_TIMEOUT", "900"))
 
 
 def split_regions(source: str) -> tuple[list[str], list[str], int]:
@@ -190,19 +197,59 @@ def test_the_prose_of_a_student_copy_describes_the_stub_it_holds(student_dir):
     assert rewritten >= 6   # one exercise section per notebook but 04
 
 
+def named_paths(sources: list[str]) -> set[str]:
+    """The string constants (f-strings' pieces included) of some code cells, IPython's
+    magics read as the calls they stand for."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    python = TransformerManager()
+    return {node.value for source in sources
+            for node in ast.walk(ast.parse(python.transform_cell(source)))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    """Two files with the same bytes, or two folders with the same files with the same bytes."""
+    if a.is_file() or b.is_file():
+        return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
+    files = [sorted(p.relative_to(d) for p in d.rglob("*") if p.is_file()) for d in (a, b)]
+    return (a.is_dir() and b.is_dir() and files[0] == files[1]
+            and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files[0]))
+
+
+def test_reading_the_paths_that_the_code_names(tmp_path):
+    assert named_paths(['%matplotlib inline\nRESULTS = "../results/cpu"',
+                        'open(f"../docs/{name}.md")']) == {
+        "matplotlib", "inline", "../results/cpu", "../docs/", ".md"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.json").write_text("1")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.json").write_text("1")
+    assert same_tree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "x.json").write_text("2")
+    assert not same_tree(tmp_path / "a", tmp_path / "b")
+    assert not same_tree(tmp_path / "a", tmp_path / "missing")
+
+
 @pytest.mark.parametrize("name", [p.name for p in SOURCES])
-def test_student_copy_runs_up_to_its_first_exercise(student_dir, name, monkeypatch):
-    from nbclient import NotebookClient
+def test_student_copy_up_to_its_first_exercise_is_the_code_that_nbval_runs(student_dir, name):
+    """Up to its first exercise (all of it without one) the copy's code cells are the
+    source's, which tests/test_workspace.py runs in full with nbval at the ci tier; the kit
+    keeps the repository's layout for every path that code names through ``../``."""
     src = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     copy = nbformat.read(student_dir / name, as_version=4)
-    exercises = exercise_cells(src)
-    if not exercises:
-        # no exercise: the copy's code must be the source's, which nbval runs in full
-        assert [c.source for c in copy.cells if c.cell_type == "code"] == \
-               [c.source for c in src.cells if c.cell_type == "code"]
-        return
-    copy.cells = copy.cells[:exercises[0]]
-    monkeypatch.setenv("SOVR_TUTORIAL_TIER", "ci")   # SOVR_TUTORIAL_DATA: as the caller set it
-    client = NotebookClient(copy, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(student_dir)}})
-    client.execute()   # raises CellExecutionError, with the cell and its traceback
+    first = (exercise_cells(src) or [len(src.cells)])[0]
+    code = [c.source for c in src.cells[:first] if c.cell_type == "code"]
+    assert [c.source for c in copy.cells[:first] if c.cell_type == "code"] == code, \
+        f"{name}: before its first exercise the student copy's code is not the source's"
+    kit = student_dir.parent
+    for named in sorted(named_paths(code)):
+        parts = Path(named).parts
+        if parts[:1] == ("..",):   # beside notebooks/: results/ (a copy in the kit), docs/, ...
+            assert len(parts) > 1, f"{name} names {named!r}, the whole repository"
+            here, there = ROOT / parts[1], kit / parts[1]
+        elif os.path.isfile(ROOT / "notebooks" / named):   # a file of notebooks/ itself
+            here, there = ROOT / "notebooks" / named, student_dir / named
+        else:
+            continue
+        assert same_tree(here, there), \
+            f"{name} names {named}: the kit's {there.relative_to(kit)} is not the repository's"

@@ -8,9 +8,12 @@
   taken only when the student says yes, and the student's file is kept beside it;
 * running every notebook of a working copy at the ``ci`` tier, and saving it there as
   JupyterLab's autosave would, leaves ``git status`` of the repository as it was: the
-  committed notebooks and figures stay as committed (slow: every notebook runs, with
-  nbclient, in a working copy in a temporary folder, made by the same ``main`` as ``make
-  course`` calls).
+  committed notebooks and figures stay as committed. This is where ``make test`` runs the
+  notebooks, each once: nbval (``--nbval-lax``: every cell without error, the cells marked
+  ``# NBVAL_CHECK_OUTPUT`` with their committed output) runs each notebook of one working
+  copy, in a temporary folder, made by the same ``main`` as ``make course`` calls, in the
+  order of their names, one nbval run per notebook, so that a failure, and what a notebook
+  wrote into the repository, is reported by notebook (slow).
 """
 from __future__ import annotations
 
@@ -19,11 +22,13 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbformat.v4 import new_markdown_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = float(os.environ.get("SOVR_WORKSPACE_CELL_TIMEOUT", "900"))
@@ -101,24 +106,33 @@ def _git_status() -> list[str]:
                                                if ln.startswith("!!")})
 
 
-@pytest.mark.slow
-def test_running_every_notebook_in_the_working_copy_leaves_git_status_clean(tmp_path,
-                                                                            monkeypatch):
-    from nbclient import NotebookClient
+@pytest.fixture(scope="module")
+def working_copy(tmp_path_factory) -> Path:
+    """One working copy for the notebooks' runs, made as ``make course`` makes ``work/``."""
+    dest = tmp_path_factory.mktemp("workspace") / "work"
     before = _git_status()
-    dest = tmp_path / "work"
-    assert workspace.main([str(dest), "--jupyter-config", str(tmp_path / "jupyter")]) == 0
-    monkeypatch.setenv("SOVR_TUTORIAL_TIER", "ci")   # SOVR_TUTORIAL_DATA: as the caller set it
-    written, seen = {}, before
-    for path in sorted((dest / "notebooks").glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-        nbformat.write(nb, path)   # saved, as JupyterLab's autosave would
-        now = _git_status()
-        written[path.name], seen = sorted(set(now) - set(seen)), now
+    assert workspace.main([str(dest), "--jupyter-config", str(dest.parent / "jupyter")]) == 0
+    assert _git_status() == before, "making the working copy changed the repository"
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_running_every_notebook_in_the_working_copy_leaves_git_status_clean(working_copy, name):
+    path = working_copy / "notebooks" / name
+    before = _git_status()
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no",
+         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(working_copy),
+         "--nbval-lax", f"--nbval-cell-timeout={CELL_TIMEOUT:g}", str(path)],
+        cwd=working_copy, env={**os.environ, "SOVR_TUTORIAL_TIER": "ci"},   # and the caller's
+        capture_output=True, text=True, check=False)                          # SOVR_TUTORIAL_DATA
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(new_markdown_cell("My notes."))
+    nbformat.write(nb, path)   # saved with an edit, as JupyterLab's autosave would
     after = _git_status()
-    assert after == before, (
-        "running the working copy's notebooks changed the repository:\n"
-        + "\n".join(f"  {name}: {lines}" for name, lines in written.items() if lines)
-        + f"\n  gone since: {sorted(set(before) - set(after))}")
+    assert ran.returncode == 0, \
+        f"nbval, {name} in the working copy:\n{ran.stdout[-8000:]}{ran.stderr[-2000:]}"
+    assert after == before, (f"running {name} in the working copy changed the repository: "
+                             f"new {sorted(set(after) - set(before))}, "
+                             f"gone {sorted(set(before) - set(after))}")
