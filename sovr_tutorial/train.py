@@ -160,16 +160,18 @@ MOVIE_RANGE = (-10.0, 10.0)
 MOVIE_BINS = 80
 
 
-def _heldout_margins(model, x, y, tier: Tier, device, seed):
-    """Clean logits of x (uint8 images or float points) and
-    :func:`~sovr_tutorial.evaluate.adversarial_margins` at the tier's training attack
-    (PGD-``train_steps`` at its eps and step size)."""
+def _on_device(x, y, device):
+    """x (uint8 images or float points) as floats in [0, 1] and y, on ``device``."""
     x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device)
-    y = y.to(device)
-    adv = adversarial_margins(model, x, y, eps=tier.eps, steps=tier.train_steps,
-                              step_size=tier.alpha, seed=seed, batch_size=500,
-                              gradients=False, device=device)
-    return _clean_logits(model, x), adv, y
+    return x, y.to(device)
+
+
+def _training_attack_margins(model, x, y, tier: Tier, device, seed) -> dict:
+    """:func:`~sovr_tutorial.evaluate.adversarial_margins` at the tier's training attack
+    (PGD-``train_steps`` at its eps and step size), without gradient norms."""
+    return adversarial_margins(model, x, y, eps=tier.eps, steps=tier.train_steps,
+                               step_size=tier.alpha, seed=seed, batch_size=500,
+                               gradients=False, device=device)
 
 
 def _share(correct) -> float:
@@ -193,7 +195,9 @@ def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice
     ``x_slice``, of a fixed slice of training images (``hist_train_adv``), on the bins
     MOVIE_RANGE / MOVIE_BINS (values beyond the range counted in the edge bins).
     """
-    clean, adv, y = _heldout_margins(model, x_val, y_val, tier, device, seed)
+    x, y = _on_device(x_val, y_val, device)
+    adv = _training_attack_margins(model, x, y, tier, device, seed)
+    clean = _clean_logits(model, x)
     m = torch.from_numpy(adv["margin"])
     q = torch.quantile(m, torch.tensor([0.1, 0.5, 0.9])).tolist()
     out = {"clean_acc": (clean.argmax(1) == y).float().mean().item(),
@@ -201,7 +205,8 @@ def epoch_metrics(model, x_val, y_val, tier: Tier, device, x_slice=None, y_slice
            "adv_margin_q10": q[0], "adv_margin_median": q[1], "adv_margin_q90": q[2],
            "hist_heldout_adv": _movie_frame(m)}
     if x_slice is not None:
-        _, adv_tr, _ = _heldout_margins(model, x_slice, y_slice, tier, device, seed)
+        adv_tr = _training_attack_margins(model, *_on_device(x_slice, y_slice, device), tier,
+                                          device, seed)
         out["hist_train_adv"] = _movie_frame(torch.from_numpy(adv_tr["margin"]))
         out["train_slice_pgd_acc"] = _share(adv_tr["correct"])
     return out

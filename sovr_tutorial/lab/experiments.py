@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..attacks import attack_dataset
 from ..autoattack import autoattack_eval
 from ..checkpoint import save_checkpoint, shipped_path
 from ..checks import check_number
@@ -102,11 +103,11 @@ def command_line(module: str, argv=None) -> str:
     return " ".join(["python", "-m", module] + list(sys.argv[1:] if argv is None else argv))
 
 
-def _adversarial(model, x, y, tier, seed, loss="ce") -> dict:
+def _adversarial(model, x, y, tier, seed) -> dict:
     """The runner's attack: :func:`adversarial_margins` at PGD-``eval_steps`` at the tier's
     eps and step size (its "x_adv" are the images the accuracies below count on)."""
-    return adversarial_margins(model, x, y, eps=tier.eps, steps=tier.eval_steps, loss=loss,
-                               seed=seed, step_size=tier.eval_step_size, batch_size=500)
+    return adversarial_margins(model, x, y, eps=tier.eps, steps=tier.eval_steps, seed=seed,
+                               step_size=tier.eval_step_size, batch_size=500)
 
 
 def _correct(model, x, y) -> torch.Tensor:
@@ -130,7 +131,9 @@ def evaluate_run(model, data, tier, device, state_dir: Path, seed: int) -> dict:
     xt, yt = f(x_te), y_te.to(device)
     test_adv = _adversarial(model, xt, yt, tier, seed)
     x_adv = test_adv["x_adv"]
-    x_adv_m = _adversarial(model, xt, yt, tier, seed, loss="margin")["x_adv"]
+    # the same attack on the margin loss: only its images are needed, not their margins
+    x_adv_m = attack_dataset(model, xt, yt, eps=tier.eps, steps=tier.eval_steps, loss="margin",
+                             seed=seed, alpha=tier.eval_step_size, batch_size=500)
     n_aa = tier.n_autoattack
     aa = autoattack_eval(model, xt[:n_aa], yt[:n_aa], eps=tier.eps,
                          version=tier.autoattack_version, state_path=state_dir, seed=seed,
