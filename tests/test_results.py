@@ -241,7 +241,7 @@ def test_a_toy_result_has_the_cifar_runners_keys_for_the_same_quantities(tmp_pat
 def test_the_reader_renames_the_keys_of_a_legacy_toy_file(tmp_path):
     """Toy files written before one schema (results/toy, results/toy-two) say ``pgd_acc``,
     ``per_point`` and ``slug``; the reader gives the current keys, nothing else changes."""
-    from sovr_tutorial.lab import toy, toy_verdicts
+    from sovr_tutorial.lab import toy, verdicts
     from sovr_tutorial.toy.world import toy_tier
     tier = toy_tier(epochs=1, n_train=64, n_test=64, n_autoattack=0)
     new = toy.run_toy("at", 0, tier)
@@ -259,4 +259,4 @@ def test_the_reader_renames_the_keys_of_a_legacy_toy_file(tmp_path):
     assert results.current_keys({"tier": {"eval_steps": 7}, "pgd_acc": 0.5,
                                  "history": history}) == {
         "tier": {"eval_steps": 7}, "pgd7_ce_acc": 0.5, "history": [{"epoch": 1, "pgd_acc": 0.4}]}
-    assert toy_verdicts.toy_claim_verdicts(tmp_path)["source"]["files"] == 1
+    assert verdicts.claim_verdicts(tmp_path)["source"]["files"] == 1

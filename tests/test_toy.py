@@ -162,6 +162,12 @@ def test_a_short_run_records_what_the_issue_asks_for(small_results):
     aa = r["autoattack"]
     assert "error" not in aa, aa
     assert aa["n"] == 64 and 0.0 <= aa["robust"] <= aa["clean"]
+    # AutoAttack's verdict per point, as the CIFAR-10 runner keeps it: the per-image tests
+    # of the verdicts apply to the toy world too; PGD on the same first 64 points beside it
+    assert len(aa["broken_by"]) == 64
+    assert sum(b is None for b in aa["broken_by"]) / 64 == aa["robust"]
+    robust = [c == p == "1" for c, p in zip(r["per_image"]["clean"], r["per_image"]["pgd"])]
+    assert r["pgd_acc_on_aa_subset"] == pytest.approx(np.mean(robust[:64]))
     assert len(r["regions"]["labels"]) == r["regions"]["grid"] ** 2
     assert set(r["regions"]["labels"]) <= set("012345")
     assert len(r["margins"]["train_adv"]["values"]) == 256

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from sovr_tutorial.lab import rules, scales, stats, toy_verdicts
+from sovr_tutorial.lab import rules, scales, stats
 from sovr_tutorial.lab import verdicts as v
 from sovr_tutorial.runs import Run
 
@@ -257,26 +257,74 @@ def _toy(slug, seed, *, pgd=0.8, point=None, margin_attack=0.8, aa=0.8, q95=None
             "train_peaks": list(peaks), "margins": {"train_clean": clean, "train_adv": adv}}
 
 
-def test_toy_verdicts_read_the_toy_files_seed_by_seed(tmp_path):
+def test_toy_files_with_per_seed_numbers_only_are_judged_by_the_seed_paired_test(tmp_path):
     runs = []
-    for s, d in enumerate((0.30, 0.35, 0.40)):   # GAIRAT loses 30-40 points to the margin attack
+    for s, d in enumerate((0.30, 0.35, 0.40)):   # GAIRAT loses 30-40 points to AutoAttack
         runs += [_toy("at", s, peaks=(0.3, 3.0)), _toy("at", s + 10, peaks=(2.0,)),
-                 _toy("gairat", s, pgd=0.78, margin_attack=0.78 - d, aa=0.4, q95=0.1, fb75=0.01,
-                      q25=0.01, peaks=(0.0,), sd=0.05),
+                 _toy("gairat", s, pgd=0.78, margin_attack=0.5, aa=0.78 - d, q95=0.1,
+                      fb75=0.01, q25=0.01, peaks=(0.0,), sd=0.05),
                  _toy("sovr-r0.4", s, aa=0.8 + 0.001 * s, q25=0.9)]
     _write(tmp_path, *runs)
     (tmp_path / "control_at_reinit.json").write_text(json.dumps({"runs": []}))
-    out = toy_verdicts.toy_claim_verdicts(tmp_path)
-    assert out["source"]["files"] == 12
+    out = v.claim_verdicts(tmp_path)
+    assert out["source"]["files"] == 12 and out["source"]["tier"] == "toy"
     assert _claim(out, 1)["verdict"].startswith("GAIRAT: **holds** across seeds")
+    assert any("PGD minus the margin attack's accuracy" in e for e in _claim(out, 1)["evidence"])
     assert "MART: not measured" in _claim(out, 1)["verdict"]
     assert "shrink: **holds** across seeds" in _claim(out, 2)["verdict"]
+    assert "input units" in " ".join(_claim(out, 2)["evidence"])
     # AT: two peaks at +0.3 and +3 in seeds 0-2, one in seeds 10-12; GAIRAT squeezed at 0
     assert _claim(out, 3)["verdict"].startswith(
         "**mixed**: AT has two peaks of the paper's kind (both at margins >= 0) in 3 of 6 "
         "seeds; collapse to one peak near 0: GAIRAT")
     assert "vs GAIRAT: under AutoAttack **holds** across seeds" in _claim(out, 4)["verdict"]
-    assert "sovr_tutorial.lab.toy_verdicts.toy_claim_verdicts" in v.verdicts_markdown(out)
+    assert "McNemar" not in v.verdicts_markdown(out).split("\n", 1)[1]
+    assert "`sovr_tutorial.lab.verdicts.claim_verdicts`" in v.verdicts_markdown(out)
+
+
+def _with_bits(result, broken_by, pgd_right):
+    """A toy file as the toy runner writes it now: AutoAttack's verdict per point and the
+    raw PGD correctness bits, so that the per-image test applies."""
+    n = len(broken_by)
+    result["autoattack"] = {**result["autoattack"], "broken_by": broken_by, "n": n,
+                            "robust": sum(b is None for b in broken_by) / n}
+    result["per_image"] = {"pgd": "".join("1" if ok else "0" for ok in pgd_right)}
+    result["pgd_acc_on_aa_subset"] = sum(pgd_right) / n
+    return result
+
+
+def test_toy_and_cifar_files_holding_the_same_bits_get_the_same_verdicts(tmp_path):
+    """One engine: a toy file and a CIFAR-10 file that hold the same per-image bits and the
+    same margins are judged by the same test, to the same verdict on claims 1 and 4."""
+    gairat_bits = [None] * 2 + ["apgd-t"] * 10 + ["clean"] * 8      # PGD-right on 0..11
+    bits = {"at": (_bits(10, 20), [i < 10 for i in range(20)]),
+            "gairat": (gairat_bits, [i < 12 for i in range(20)]),
+            "sovr-r0.4": (_bits(11, 20), [i < 11 for i in range(20)])}
+    verdicts = {}
+    for world in ("toy", "cifar"):
+        folder = tmp_path / world
+        folder.mkdir()
+        files = []
+        for slug, (broken, right) in bits.items():
+            r = _toy(slug, 0) if world == "toy" else _result(slug, 0, broken)
+            files.append(_with_bits(r, broken, right))
+        out = v.claim_verdicts(_write(folder, *files))
+        verdicts[world] = [_claim(out, k)["verdict"].replace(str(folder), "<folder>")
+                           for k in (1, 4)]
+    assert verdicts["toy"] == verdicts["cifar"]
+    assert "GAIRAT: **holds** on one seed's images (p=0.002)" in verdicts["toy"][0]
+    assert "vs GAIRAT: under AutoAttack **holds** on one seed's images" in verdicts["toy"][1]
+
+
+def test_a_toy_run_collapsed_to_chance_is_set_aside_as_a_cifar_run_is(tmp_path):
+    dead = _toy("gairat", 0, peaks=(0.0,), sd=0.05)
+    dead["clean_acc"] = 1 / 6
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    out = v.claim_verdicts(_write(folder, _toy("at", 0), dead))
+    assert out["left_out"] == ["gairat-s0 (clean 16.7%)"]
+    assert "GAIRAT: not measured: no result files for gairat" in _claim(out, 1)["verdict"]
+    assert list(scales.scale_margins(tmp_path, slugs=("at", "gairat"))["toy"]) == ["at"]
 
 
 def test_a_bump_of_misclassified_points_is_not_the_papers_second_peak(tmp_path):
@@ -287,15 +335,15 @@ def test_a_bump_of_misclassified_points_is_not_the_papers_second_peak(tmp_path):
     runs = [_toy("at", 0, peaks=(2.0, -2.0), clean_peaks=(2.5,)),
             _toy("gairat", 0, peaks=(0.0,), sd=0.05)]
     _write(tmp_path, *runs)
-    c3 = _claim(toy_verdicts.toy_claim_verdicts(tmp_path), 3)
+    c3 = _claim(v.claim_verdicts(tmp_path), 3)
     assert "in 0 of 1 seeds" in c3["verdict"] and c3["verdict"].startswith("**does not hold")
     assert any(e.startswith("second peaks of misclassified points (margin < 0), not counted: "
                             "AT seed 0 at -2.") for e in c3["evidence"])
 
 
-def test_both_engines_judge_claim_3_by_the_one_rule(tmp_path):
-    """The same training margins give the same claim-3 verdict in the CIFAR-10 engine and the
-    toy engine (both call rules.claim3)."""
+def test_toy_and_cifar_files_get_claim_3_by_the_one_rule(tmp_path):
+    """The same training margins give the same claim-3 verdict in a toy file and in a
+    CIFAR-10 file (rules.claim3 for both)."""
     verdicts = []
     for engine in ("cifar", "toy"):
         folder = tmp_path / engine
@@ -303,7 +351,7 @@ def test_both_engines_judge_claim_3_by_the_one_rule(tmp_path):
         if engine == "toy":
             _write(folder, _toy("at", 0, peaks=(0.3, 3.0)), _toy("mart", 0, peaks=(0.3, 3.0)),
                    _toy("gairat", 0, peaks=(0.1,), sd=0.1))
-            out = toy_verdicts.toy_claim_verdicts(folder)
+            out = v.claim_verdicts(folder)
         else:
             toy = {m: _toy(m, 0, peaks=p, sd=sd) for m, p, sd in
                    (("at", (0.3, 3.0), 0.3), ("mart", (0.3, 3.0), 0.3), ("gairat", (0.1,), 0.1))}
@@ -365,16 +413,16 @@ def test_easy_samples_are_named_only_where_at_has_an_easy_mode(tmp_path):
         _write(folder, *[_toy("at", s, clean_peaks=at_clean) for s in (0, 1)],
                *[_toy("gairat", s, q95=0.1, peaks=(0.0,), sd=0.05) for s in (0, 1)])
     assert "GAIRAT: easy-sample margins (95th percentile) shrink" in \
-        _claim(toy_verdicts.toy_claim_verdicts(easy), 2)["verdict"]
-    c2 = _claim(toy_verdicts.toy_claim_verdicts(plain), 2)
+        _claim(v.claim_verdicts(easy), 2)["verdict"]
+    c2 = _claim(v.claim_verdicts(plain), 2)
     assert "GAIRAT: upper margins (95th percentile) shrink" in c2["verdict"]
     assert "easy-sample" not in c2["verdict"]
     assert "no mode apart from the boundary" in c2["evidence"][0]
 
 
 def test_a_failed_autoattack_is_recorded_and_makes_claim_4_not_measured(tmp_path, monkeypatch):
-    """toy.model._autoattack records a failure with its error; the toy verdicts then say
-    "not measured: AutoAttack failed (...)" for claim 4 instead of raising."""
+    """toy.model._autoattack records a failure with its error; the verdicts then say
+    "not measured: AutoAttack failed (...)" for claims 1 and 4 instead of raising."""
     import torch
 
     from sovr_tutorial.toy import model as toy_model
@@ -392,11 +440,12 @@ def test_a_failed_autoattack_is_recorded_and_makes_claim_4_not_measured(tmp_path
     gairat = _toy("gairat", 0, peaks=(0.0,), sd=0.05)
     gairat["autoattack"] = aa
     _write(tmp_path, _toy("at", 0), _toy("sovr-r0.4", 0), gairat)
-    out = toy_verdicts.toy_claim_verdicts(tmp_path)
+    out = v.claim_verdicts(tmp_path)
     c4 = _claim(out, 4)["verdict"]
     assert ("vs GAIRAT: under AutoAttack not measured: AutoAttack failed (gairat seed 0: "
             "RuntimeError: APGD-T needs 10 classes)") in c4
     assert "beside it, vs AT: under AutoAttack **not testable with one seed**" in c4
+    assert _claim(out, 1)["verdict"].startswith("GAIRAT: not measured: AutoAttack failed")
     assert "it failed in 1 of 3 runs" in out["source"]["autoattack"]
 
 
@@ -410,7 +459,7 @@ def test_claim_3_gives_no_verdict_without_an_importance_aware_run(tmp_path):
 
 def test_verdicts_by_scale_says_not_run_yet(tmp_path):
     at_only = v.claim_verdicts(_write(tmp_path, _result("at", 0, _bits(5, 20))))
-    table = scales.verdicts_by_scale({"toy": toy_verdicts.toy_claim_verdicts(tmp_path / "none"),
+    table = scales.verdicts_by_scale({"toy": v.claim_verdicts(tmp_path / "none"),
                                  "cpu": at_only, "small": None})
     rows = table.strip().splitlines()
     assert rows[0] == "| claim | toy | cpu | small |" and len(rows) == 6

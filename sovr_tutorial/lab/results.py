@@ -131,7 +131,7 @@ def load_results(out_dir, *, collapsed: bool = False) -> list:
 def load_runs(folder) -> dict:
     """{slug: {seed: result}}: every result of ``folder`` (:func:`load_results`, collapsed
     runs included: :func:`is_collapsed` tells them), grouped by :func:`run_of`'s slug, in file
-    order. The one reader of both verdict engines, the scales and the notebooks."""
+    order. The one reader of the verdicts, the scales and the notebooks."""
     runs = {}
     for r in load_results(folder, collapsed=True):
         runs.setdefault(run_of(r).slug, {})[r["seed"]] = r

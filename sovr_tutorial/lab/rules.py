@@ -1,6 +1,6 @@
-"""The rules every verdict engine applies, in one place: :mod:`~sovr_tutorial.lab.verdicts`
-(CIFAR-10 result folders) and :mod:`~sovr_tutorial.lab.toy_verdicts` (the toy world) both
-judge the paper's claims with these functions, so a rule cannot differ between the scales.
+"""The rules of the verdicts, in one place: :func:`sovr_tutorial.lab.verdicts.claim_verdicts`
+judges the paper's claims with these functions for every scale (the toy world and the
+CIFAR-10 tiers), so a rule cannot differ between the scales.
 
 * **Decisions** (:func:`decide`, :func:`verdict_text`): a difference counts when it is
   detectable at the ``ALPHA`` level in the claimed direction. Two tests exist where the files
@@ -18,7 +18,7 @@ judge the paper's claims with these functions, so a rule cannot differ between t
   reported, not counted.
   A run has the paper's two peaks when its clean or its PGD training margins have two such
   peaks.
-* **Claim 3** (:func:`claim3`): the same test in both engines. AT's half: AT has the paper's
+* **Claim 3** (:func:`claim3`): the same test at every scale. AT's half: AT has the paper's
   two peaks in every seed. The collapse half: an importance-aware method collapses when in
   every seed it has not the paper's two peaks, the 5th-95th percentile width of its PGD
   training margins is at most ``COLLAPSE_WIDTH`` of AT's (same seeds), and its highest peak
@@ -292,7 +292,7 @@ def verdict_text(t, claimed_sign) -> str:
 # ----------------------------------------------------------------------------- claims 3 and 4
 
 def claim3(runs: dict, names: dict, missing) -> dict:
-    """Claim 3 from runs by slug then seed (files of either engine: stored margins with
+    """Claim 3 from runs by slug then seed (CIFAR-10 or toy files: stored margins with
     quantiles), by the module's rules: AT has the paper's two peaks (:func:`has_paper_peaks`)
     in every seed, and each importance-aware method collapses (see the module docstring).
     missing(*slugs): the text for runs without files, else None."""

@@ -30,7 +30,6 @@ from ..sampling import load_data
 from ..tiers import get_tier
 from ..train import trained_model
 from .results import is_collapsed, load_runs
-from .toy_verdicts import toy_claim_verdicts
 from .verdicts import _hist_values, claim_verdicts, n_peaks
 
 SHOWN = ("at", "gairat", "mart", "sovr-r0.4")
@@ -96,7 +95,7 @@ def _cell(verdict: str) -> str:
 def verdicts_by_scale(scales: dict, claims=(1, 2, 3, 4)) -> str:
     """One markdown table: a row per claim (of ``claims``), a column per scale.
 
-    scales: {column name: verdicts dict of :func:`claim_verdicts` / :func:`toy_claim_verdicts`,
+    scales: {column name: verdicts dict of :func:`claim_verdicts`,
     or None for a scale with no result files yet}.
     """
     cols = list(scales)
@@ -126,9 +125,8 @@ def scale_margins(root=None, slugs=SHOWN) -> dict:
             continue
         runs, out[scale] = load_runs(folder), {}
         for s in slugs:
-            # chance-level CIFAR-10 runs have no margins worth drawing (the toy world's
-            # verdicts keep all its runs, and so does this)
-            rs = [r for r in runs.get(s, {}).values() if scale == "toy" or not is_collapsed(r)]
+            # chance-level runs have no margins worth drawing (the verdicts set them aside too)
+            rs = [r for r in runs.get(s, {}).values() if not is_collapsed(r)]
             if rs:
                 out[scale][s] = rs
     return out
@@ -205,10 +203,9 @@ def scale_verdicts(root=None, sovr: str | None = None, claims=(1, 2, 3, 4)) -> s
     cpu, small, and "toy, two populations" where ``results/toy-two`` holds runs: the world
     built for claim 3)."""
     folders = scale_folders(root)
-    out = {"toy": toy_claim_verdicts(folders["toy"], sovr) if folders["toy"] else None}
-    for scale in ("cpu", "small"):
-        out[scale] = claim_verdicts(folders[scale], sovr) if folders[scale] else None
+    out = {scale: claim_verdicts(folders[scale], sovr) if folders[scale] else None
+           for scale in ("toy", "cpu", "small")}
     two = _root(root) / "toy-two"
     if any(two.glob("*-s*.json")):
-        out["toy, two populations"] = toy_claim_verdicts(two, sovr)
+        out["toy, two populations"] = claim_verdicts(two, sovr)
     return verdicts_by_scale(out, claims)

@@ -9,8 +9,11 @@ Two comparisons a reviewer accepts, both for two runs evaluated on the *same* te
 * per seed, the seed-paired differences (runs of one seed share initialisation and batch
   order): their mean, standard deviation and a Student-t interval (``stats.paired_summary``).
 
-``claim_verdicts(folder)`` is the one function that turns a results folder into verdicts;
-``results/README.md`` and notebook 07 both print its output, refreshed by
+``claim_verdicts(folder)`` is the one function that turns a results folder into verdicts,
+for a CIFAR-10 tier and for the toy world alike (their runners write the same keys): the same
+rule per claim, the test chosen by what the files hold (per-image bits: both tests; per-seed
+numbers only: the t-test), runs collapsed to chance level set aside in both.
+``results/README.md`` and notebook 07 print its output, refreshed by
 
     python -m sovr_tutorial.lab.verdicts results/cpu --write results/README.md
 
@@ -20,9 +23,8 @@ of several tiers, e.g. ``results/small`` between ``<!-- verdicts small:begin -->
 
 The rules themselves (the decision at ``ALPHA``, the wording where the pooled and the
 seed-paired tests disagree, the paper's second peak: a peak counts only at a margin >= 0,
-claim 3's collapse, when a tier has "easy samples", claim 4's comparison beside AT) live in
-:mod:`sovr_tutorial.lab.rules`, which the toy world's engine
-(:mod:`sovr_tutorial.lab.toy_verdicts`) applies too.
+claim 3's collapse, when a tier has "easy samples", claim 4's comparison beside AT, a failed
+AutoAttack) live in :mod:`sovr_tutorial.lab.rules`.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ from .rules import (
     ALPHA,
     IMPORTANCE_AWARE,
     SECOND_PEAK_RULE,
+    aa_failure,
+    aa_failures,
     aa_robust,
     claim3,
     claim4,
@@ -103,11 +107,23 @@ def _pct(x):
     return f"{100 * x:.1f}%"
 
 
+def _is_toy(result: dict) -> bool:
+    return result.get("tier", {}).get("name") == "toy"
+
+
+def per_image_autoattack(runs: dict) -> bool:
+    """True when every run's file holds AutoAttack's verdict per image (``broken_by``): then
+    the claims on AutoAttack compare images (pooled McNemar); else seeds alone (t-test)."""
+    return all("broken_by" in r.get("autoattack", {})
+               for by_seed in runs.values() for r in by_seed.values())
+
+
 def judged_runs(folder) -> tuple[dict, list, dict]:
     """(runs by slug then seed, collapsed runs, the folder's provenance) of ``folder``: the
     results of :func:`sovr_tutorial.lab.results.load_runs`, those that collapsed to chance
-    level set apart (:func:`~sovr_tutorial.lab.results.is_collapsed`)."""
-    every = load_runs(folder)
+    level set apart (:func:`~sovr_tutorial.lab.results.is_collapsed`). A folder that does not
+    exist has no runs."""
+    every = load_runs(folder) if Path(folder).is_dir() else {}
     runs, gone = {}, []
     for slug, by_seed in every.items():
         for seed, r in by_seed.items():
@@ -119,24 +135,37 @@ def judged_runs(folder) -> tuple[dict, list, dict]:
     source = {}
     if files:
         r0, env = files[0], files[0].get("environment", {})
-        source = {"folder": str(folder), "tier": r0["tier"]["name"],
-                  "data": r0.get("data", {}).get("label", "?"),
+        done = [r for r in files if not aa_failure(r)]
+        failed = len(files) - len(done)
+        items = "points" if _is_toy(r0) else "images"
+        data = r0.get("data", {})
+        label = data.get("label") or (f"{data.get('source', 'toy world')}, "
+                                      f"{data.get('kind', 'overlap')} world, "
+                                      f"{r0['tier'].get('n_test', '?')} test points")
+        aa = (f"AutoAttack {done[0]['autoattack'].get('label', '?')} on "
+              f"{done[0]['autoattack'].get('n', '?')} test {items}" if done else "AutoAttack")
+        source = {"folder": str(folder), "tier": r0["tier"]["name"], "data": label,
                   "hardware": hardware(env),
-                  "autoattack": f"AutoAttack {r0['autoattack'].get('label', '?')} on "
-                                f"{r0['autoattack']['n']} test images",
+                  "autoattack": aa + (f"; it failed in {failed} of {len(files)} runs" if failed else ""),
                   "files": len(files)}
     return runs, gone, source
 
 
 def claim_verdicts(folder, sovr: str | None = None) -> dict:
-    """Verdicts on claims 1-4 of docs/method.md from the result files in ``folder``.
+    """Verdicts on claims 1-4 of docs/method.md from the result files in ``folder``: a
+    CIFAR-10 tier's (``python -m sovr_tutorial.lab.experiments``) or the toy world's
+    (``python -m sovr_tutorial.lab.toy``), judged by the same rule per claim.
 
     sovr: the slug of the SOVR runs to judge (default: the default ratio, "sovr-r0.4").
     Returns {"source": provenance, "left_out": collapsed runs, "claims": [{"claim", "says",
     "verdict", "evidence": [str]}]}; every number in the evidence comes from the files.
+    Runs collapsed to chance level are set aside and named in ``left_out``. The test is
+    chosen by what the files hold: where every file has AutoAttack's verdict per image, the
+    claims on AutoAttack (1 and 4) compare images (pooled exact McNemar, with the seed-paired
+    t-test beside it); else the seed-paired t-test alone.
 
-    Claim 1: PGD-minus-AutoAttack gap, importance-aware minus AT, on the images right under
-    PGD and broken by AutoAttack (pooled McNemar) and per seed. Claim 2: the 95th-percentile
+    Claim 1: PGD-minus-AutoAttack gap on the same images, importance-aware minus AT; per
+    image, the images right under PGD and broken by AutoAttack. Claim 2: the 95th-percentile
     clean training margin ("the easy samples" only where AT has an easy-sample mode,
     :func:`sovr_tutorial.lab.rules.upper_margins`; else "the upper margins") and the
     upper-quartile flip budget, importance-aware minus AT, per seed. Claim 3:
@@ -147,6 +176,10 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     sovr = sovr or Run("sovr", value=DEFAULT_SOVR_RATIO).slug
     runs, gone, source = judged_runs(folder)
     names = {slug: Run.parse(slug).label for slug in runs}
+    toy = any(_is_toy(r) for by_seed in runs.values() for r in by_seed.values())
+    # flip budgets in the input's units: 1/255 of an image's pixel scale; the toy plane's own
+    budget_scale, budget_unit, budget_digits = (1.0, "input units", 3) if toy else (255.0, "/255", 1)
+    by_image = per_image_autoattack(runs)
     claims = []
 
     def missing(*slugs):
@@ -154,24 +187,32 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
 
     # claim 1 ----------------------------------------------------------------------
     ev, parts = [], []
-    if "at" in runs:
+    if "at" in runs and not aa_failures(runs, "at"):
         ev.append(f"PGD-minus-AutoAttack gap on the same images, {names['at']}: "
                   + ", ".join(f"{100 * gap(r):+.1f}" for r in runs["at"].values()) + " points")
     for m in IMPORTANCE_AWARE:
-        if missing(m, "at"):
-            parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
+        why = missing(m, "at") or aa_failures(runs, m, "at")
+        if why:
+            parts.append(f"{Run.parse(m).label}: {why}")
             continue
-        kind = {overrated(r)[1] for r in [*runs[m].values(), *runs["at"].values()]}
-        per_image = ((lambda r: overrated(r)[0]) if len(kind) == 1 else
-                     (lambda r: np.array([b not in ("clean", "apgd-ce", None)
-                                          for b in r["autoattack"]["broken_by"]])))
-        kind = kind.pop() if len(kind) == 1 else "survived APGD-CE, broken by a later attack"
-        t = compare_images(runs[m], runs["at"], per_image, gap, +1)
+        if by_image:
+            kind = {overrated(r)[1] for r in [*runs[m].values(), *runs["at"].values()]}
+            per_image = ((lambda r: overrated(r)[0]) if len(kind) == 1 else
+                         (lambda r: np.array([b not in ("clean", "apgd-ce", None)
+                                              for b in r["autoattack"]["broken_by"]])))
+            kind = kind.pop() if len(kind) == 1 else "survived APGD-CE, broken by a later attack"
+            t = compare_images(runs[m], runs["at"], per_image, gap, +1)
+            images = (f"; images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
+                      f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar p={t['p']:.2g})")
+        else:
+            t, images = compare_seeds(runs[m], runs["at"], gap, +1, scale=100.0), ""
         parts.append(f"{names[m]}: {t['verdict']}")
-        ev.append(f"{names[m]} minus {names['at']}, gap: {seed_text(t['diffs'], 'points')}; "
-                  f"images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
-                  f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar "
-                  f"p={t['p']:.2g})")
+        ev.append(f"{names[m]} minus {names['at']}, gap: {seed_text(t['diffs'], 'points')}{images}")
+        if all("margin_attack_acc" in r for r in [*runs[m].values(), *runs["at"].values()]):
+            tm = compare_seeds(runs[m], runs["at"],
+                               lambda r: r[pgd_key(r)] - r["margin_attack_acc"], +1, scale=100.0)
+            ev.append(f"{names[m]} minus {names['at']}, PGD minus the margin attack's accuracy "
+                      f"(all test points): {seed_text(tm['diffs'], 'points')}")
     claims.append({"claim": 1, "says": "importance-aware methods (MART, GAIRAT) look strong "
                    "under PGD but are weaker under AutoAttack", "verdict": "; ".join(parts),
                    "evidence": ev})
@@ -189,24 +230,29 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
             parts.append(f"{Run.parse(m).label}: {missing(m, 'at')}")
             continue
         tm = compare_seeds(runs[m], runs["at"], q95, -1)
-        tf = compare_seeds(runs[m], runs["at"], fb75, -1, scale=255.0)
-        ratio = np.mean([g50(runs[m][s]) / g50(runs["at"][s]) for s in tm["seeds"]])
+        tf = compare_seeds(runs[m], runs["at"], fb75, -1, scale=budget_scale)
         parts.append(f"{names[m]}: {words} (95th percentile) shrink: {tm['verdict']}; "
                      f"flip budgets shrink: {tf['verdict']}")
         ev.append(f"{names[m]} minus {names['at']}, 95th-percentile margin of clean training "
-                  f"images ({'the easy samples' if easy else 'the upper margins'}): "
+                  f"{'points' if toy else 'images'} ({'the easy samples' if easy else 'the upper margins'}): "
                   f"{seed_text(tm['diffs'], 'logits', 2)}")
-        ev.append(f"{names[m]} minus {names['at']}, upper-quartile flip budget of clean "
-                  f"training images: {seed_text(tf['diffs'], '/255')}; median L1 gradient "
-                  f"norm of the margin: {ratio:.2f} times {names['at']}'s")
+        line = (f"{names[m]} minus {names['at']}, upper-quartile flip budget of clean training "
+                f"{'points' if toy else 'images'}: {seed_text(tf['diffs'], budget_unit, budget_digits)}")
+        try:
+            ratio = np.mean([g50(runs[m][s]) / g50(runs["at"][s]) for s in tm["seeds"]])
+            line += f"; median L1 gradient norm of the margin: {ratio:.2f} times {names['at']}'s"
+        except KeyError:                          # a file without gradient norms
+            pass
+        ev.append(line)
     claims.append({"claim": 2, "says": "they shrink the logit margins of the easy samples "
                    "while the input-gradient norms stay not small, so a small perturbation "
                    "flips the top logit", "verdict": "; ".join(parts), "evidence": ev})
 
     # claims 3 and 4 -----------------------------------------------------------------
     claims.append(claim3(runs, names, missing))
-    claims.append(claim4(runs, names, sovr,
-                         lambda a, b: compare_images(a, b, aa_correct, aa_robust, +1), missing))
+    compare_aa = ((lambda a, b: compare_images(a, b, aa_correct, aa_robust, +1)) if by_image
+                  else (lambda a, b: compare_seeds(a, b, aa_robust, +1, scale=100.0)))
+    claims.append(claim4(runs, names, sovr, compare_aa, missing))
     left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
     return {"source": source, "left_out": left_out, "claims": claims}
 
@@ -218,7 +264,7 @@ def verdicts_markdown(result: dict, *, evidence: bool = True) -> str:
     src = result["source"]
     lines = []
     if src:
-        lines.append(f"Verdicts computed by `{src.get('by', 'sovr_tutorial.lab.verdicts.claim_verdicts')}` from the "
+        lines.append("Verdicts computed by `sovr_tutorial.lab.verdicts.claim_verdicts` from the "
                      f"{src['files']} result files in `{src['folder']}` ({src['tier']} tier, "
                      f"{src['data']}, {src['hardware']}, {src['autoattack']}). A verdict "
                      f"needs a difference detectable at the {ALPHA:g} level: the exact McNemar "

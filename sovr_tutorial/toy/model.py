@@ -110,7 +110,7 @@ def _autoattack(model, x, y, tier, seed) -> dict:
         return {"failed": True, "error": f"{type(err).__name__}: {err}",
                 "version": tier.autoattack_version, "n": n, "eps": tier.eps}
     keep = ("label", "version", "attacks", "n", "eps", "clean", "robust", "per_attack",
-            "seconds", "warnings")
+            "broken_by", "seconds", "warnings")
     return {**{k: aa[k] for k in keep},
             "note": "logits padded to 10 classes with -1e4 so APGD-T runs (5 real targets)"}
 
@@ -176,6 +176,7 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
     train_ok, train_pgd_ok = _correct(model, x_tr, x_tr_adv, y_tr)
     eval_seconds = time.perf_counter() - t0
     aa = _autoattack(model, x_te, y_te, tier, seed)
+    n_aa = aa.get("n") or len(y_te)   # AutoAttack skipped: every point
     # the CIFAR-10 runner's keys for the same quantities (sovr_tutorial.lab.experiments)
     return {
         "clean_acc": clean_ok.float().mean().item(),
@@ -185,6 +186,8 @@ def evaluate_toy(model, world, tier, seed: int, run: Run | None = None) -> dict:
         # scripts print); above the robust accuracy when PGD moves wrong points to the right side
         "pgd_point_acc": pgd_ok.float().mean().item(),
         "margin_attack_acc": margin_acc,
+        # PGD accuracy on exactly the points AutoAttack saw (its first n), for an honest gap
+        "pgd_acc_on_aa_subset": (clean_ok & pgd_ok)[:n_aa].float().mean().item(),
         "autoattack": aa,
         # raw correctness at each test point, one bit per point (robust = clean & pgd)
         "per_image": {"clean": _bits(clean_ok), "pgd": _bits(pgd_ok)},
