@@ -225,7 +225,7 @@ def test_a_toy_result_has_the_cifar_runners_keys_for_the_same_quantities(tmp_pat
     assert shared <= set(toy_r) and shared <= set(cifar_r)
     for r in (toy_r, cifar_r):   # robust PGD (CE) accuracy at the tier's eval steps
         assert results.pgd_key(r) == f"pgd{r['tier']['eval_steps']}_ce_acc"
-        assert not set(results.LEGACY_KEYS) & set(r)
+        assert not {"pgd_acc", "per_point", "slug"} & set(r)   # no key of the old toy schema
     assert results.pgd_key(toy_r) == "pgd20_ce_acc" and results.pgd_key(cifar_r) == "pgd5_ce_acc"
     assert set(toy_r["per_image"]) == {"clean", "pgd"} <= set(cifar_r["per_image"])
     assert set(toy_r["margins"]) == set(cifar_r["margins"]) == {
@@ -238,25 +238,18 @@ def test_a_toy_result_has_the_cifar_runners_keys_for_the_same_quantities(tmp_pat
         assert {k: v for k, v in back.items() if k != "_path"} == json.loads(json.dumps(r))
 
 
-def test_the_reader_renames_the_keys_of_a_legacy_toy_file(tmp_path):
-    """Toy files written before one schema (results/toy, results/toy-two) say ``pgd_acc``,
-    ``per_point`` and ``slug``; the reader gives the current keys, nothing else changes."""
-    from sovr_tutorial.lab import toy, verdicts
-    from sovr_tutorial.toy.world import toy_tier
-    tier = toy_tier(epochs=1, n_train=64, n_test=64, n_autoattack=0)
-    new = toy.run_toy("at", 0, tier)
-    old = {k: v for k, v in new.items() if k not in ("pgd20_ce_acc", "per_image")}
-    old.update(slug="at", pgd_acc=new["pgd20_ce_acc"], per_point=new["per_image"])
-    (tmp_path / "at-s0.json").write_text(json.dumps(old))
-    for back in (results.load_results(tmp_path, collapsed=True)[0],
-                 results.load_runs(tmp_path)["at"][0],
-                 toy.run_toy("at", 0, tier, out_dir=tmp_path)):   # a finished run read back
-        assert not set(results.LEGACY_KEYS) & set(back)
-        back.pop("_path", None)
-        assert back == json.loads(json.dumps(new))
-    # a tier with other eval steps names its own key; the histories' per-epoch keys stay
-    history = [{"epoch": 1, "pgd_acc": 0.4}]
-    assert results.current_keys({"tier": {"eval_steps": 7}, "pgd_acc": 0.5,
-                                 "history": history}) == {
-        "tier": {"eval_steps": 7}, "pgd7_ce_acc": 0.5, "history": [{"epoch": 1, "pgd_acc": 0.4}]}
-    assert verdicts.claim_verdicts(tmp_path)["source"]["files"] == 1
+
+
+def test_every_committed_toy_result_is_written_in_the_one_schema():
+    """results/toy and results/toy-two were regenerated under the CIFAR-10 runner's keys,
+    from a clean commit, with AutoAttack's verdict per point: no reader renames keys any
+    more, and the per-image tests of the verdicts apply to them."""
+    from sovr_tutorial.paths import results_dir as committed
+    for world in ("toy", "toy-two"):
+        files = results.load_results(committed() / world, collapsed=True)
+        assert len(files) >= 20, world
+        for r in files:
+            assert not {"pgd_acc", "per_point", "slug"} & set(r), r["_path"]
+            assert results.pgd_key(r) in r and "per_image" in r
+            assert len(r["autoattack"]["broken_by"]) == r["autoattack"]["n"], r["_path"]
+            assert not r["environment"]["git_commit"].endswith("+dirty"), r["_path"]

@@ -5,8 +5,7 @@
 (``clean_acc``, ``pgd<eval_steps>_ce_acc``, ``robust_train_acc``, ``per_image``, ``margins``,
 ``run``, ``label``, ``options``; the toy world adds its own, e.g. ``margin_attack_acc``).
 Here they are read back: :func:`load_results` (a list) and :func:`load_runs` (by slug, then
-seed) are the one reader of both, which renames the keys of older files
-(:data:`LEGACY_KEYS`) so that no caller sees them. They are grouped by their
+seed) are the one reader of both. They are grouped by their
 :class:`~sovr_tutorial.runs.Run` (one group = one method with one setting, over its seeds),
 and summarised as a table (:func:`results_table`) and summed margin histograms
 (:func:`stored_histograms`). The figures drawn from them are in :mod:`sovr_tutorial.lab.report`.
@@ -49,27 +48,6 @@ def is_result(d) -> bool:
                  or "skipped" in d["autoattack"]))
 
 
-#: Keys of result files written before the toy runner used the CIFAR-10 runner's names, and
-#: their names now (``{eval_steps}``: the file's tier; None: dropped, :func:`run_of` gives
-#: it). :func:`current_keys` renames them on reading, so nothing downstream sees the old
-#: keys. Still needed by the committed toy world results, results/toy and results/toy-two,
-#: until they are regenerated; then this table and :func:`current_keys` can go.
-#: (results/toy-movie holds frames, not results: its per-epoch ``pgd_acc`` is the training
-#: history's key, which the CIFAR-10 histories share.)
-LEGACY_KEYS = {"pgd_acc": "pgd{eval_steps}_ce_acc", "per_point": "per_image", "slug": None}
-
-
-def current_keys(result: dict) -> dict:
-    """``result`` with the old keys of :data:`LEGACY_KEYS` renamed (in place; returned)."""
-    steps = result.get("tier", {}).get("eval_steps", 20)
-    for old, new in LEGACY_KEYS.items():
-        if old in result:
-            value = result.pop(old)
-            if new is not None:
-                result.setdefault(new.format(eval_steps=steps), value)
-    return result
-
-
 #: clean accuracy within this of chance (1 / classes): the run learned nothing
 COLLAPSE_MARGIN = 0.02
 
@@ -101,8 +79,7 @@ def collapsed_note(runs) -> str:
 
 def load_results(out_dir, *, collapsed: bool = False) -> list:
     """Every run result (``*.json`` written by the experiment runner or the toy runner) in
-    ``out_dir``, sorted by file name, with the keys of older files renamed
-    (:func:`current_keys`).
+    ``out_dir``, sorted by file name.
 
     Runs that collapsed to chance level are left out, with a warning naming them, unless
     ``collapsed=True``. Other JSON files (notes, noise controls, unreadable files) are skipped.
@@ -119,7 +96,7 @@ def load_results(out_dir, *, collapsed: bool = False) -> list:
             continue
         if is_result(d):
             d.setdefault("_path", str(path))
-            results.append(current_keys(d))
+            results.append(d)
     if collapsed:
         return results
     note = collapsed_note(results)

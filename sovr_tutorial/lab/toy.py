@@ -68,7 +68,7 @@ from ..toy.world import (
 )
 from ..train import set_seed, train
 from .experiments import command_line, environment
-from .results import current_keys, load_results, pgd_key, run_of
+from .results import load_results, pgd_key, run_of
 
 # --------------------------------------------------------------------------- runs
 
@@ -119,7 +119,7 @@ def run_toy(run, seed: int = 0, tier=None, *, device=None, out_dir=None,
     kind = check_choice("kind", kind, WORLD_KINDS)
     path = None if out_dir is None else Path(out_dir) / f"{run.name(seed)}.json"
     if path is not None and path.exists():
-        old = current_keys(json.loads(path.read_text()))
+        old = json.loads(path.read_text())
         if result_world(old) != kind:
             raise ValueError(f"{path} holds a run of the {result_world(old)!r} world, not "
                              f"{kind!r}: use another --out")
