@@ -33,6 +33,13 @@ def test_mcnemar_counts_only_the_discordant_images():
     assert t["p"] == pytest.approx(1.0)
 
 
+def test_a_p_value_below_double_precision_is_printed_as_a_bound():
+    # five toy seeds of 512 points pool to hundreds of discordant points: p underflows
+    assert stats.mcnemar_p(0, 1200) < 1e-300
+    assert rules.p_is(stats.mcnemar_p(0, 1200)) == "p<1e-16"
+    assert rules.p_is(stats.mcnemar_p(1, 9)) == "p=0.021"
+
+
 def test_mcnemar_rejects_vectors_of_different_length():
     with pytest.raises(ValueError, match="same length"):
         stats.mcnemar([1, 0], [1])

@@ -174,6 +174,16 @@ def missing_runs(runs: dict, folder, *slugs) -> str | None:
 
 # ----------------------------------------------------------------------------- tests
 
+#: below this a p-value is printed as a bound: double precision cannot tell such p apart
+#: (five toy seeds of 512 points pool to p = 1e-300 and below)
+P_FLOOR = 1e-16
+
+
+def p_is(p: float) -> str:
+    """"p=0.021", or "p<1e-16" below :data:`P_FLOOR`."""
+    return f"p<{P_FLOOR:g}" if p < P_FLOOR else f"p={p:.2g}"
+
+
 def _direction(claimed_sign, p, sign):
     """"holds", "opposite" or "none" for a p-value and the observed sign."""
     if p is None:
@@ -193,11 +203,11 @@ def decide(claimed_sign, p, seed_diffs) -> str:
         return "not testable with one seed"
     if out == "holds":
         if -claimed_sign in signs:
-            return f"mixed: detectable overall (p={p:.2g}) but not in every seed"
+            return f"mixed: detectable overall ({p_is(p)}) but not in every seed"
         return "holds"
     if out == "opposite":
         return "does not hold (the opposite is detectable)"
-    return f"not detectable at this scale (p={p:.2g})"
+    return f"not detectable at this scale ({p_is(p)})"
 
 
 def seed_text(diffs, unit, digits=1) -> str:
@@ -208,7 +218,7 @@ def seed_text(diffs, unit, digits=1) -> str:
     if s["n"] < 2:
         return f"one seed: {text} {unit}"
     return (f"seed by seed {text} {unit} (mean {f(s['mean'])}, sd {s['sd']:.{digits}f}, 95% "
-            f"t-interval [{f(s['low'])}, {f(s['high'])}], p={s['p']:.2g})")
+            f"t-interval [{f(s['low'])}, {f(s['high'])}], {p_is(s['p'])})")
 
 
 def seeds_text(seeds) -> str:
@@ -260,33 +270,33 @@ def verdict_text(t, claimed_sign) -> str:
         if seed is None:
             return "**not testable with one seed**"
         if seed == "holds":
-            return (f"**mixed**: significant across seeds (p={s['p']:.2g}, {n}) but not in every "
-                    "seed" if -claimed_sign in signs else f"**holds** across seeds (p={s['p']:.2g}, {n})")
+            return (f"**mixed**: significant across seeds ({p_is(s['p'])}, {n}) but not in every "
+                    "seed" if -claimed_sign in signs else f"**holds** across seeds ({p_is(s['p'])}, {n})")
         if seed == "opposite":
-            return f"**does not hold**: the opposite is significant across seeds (p={s['p']:.2g}, {n})"
-        return f"**not detectable at this scale** (across seeds p={s['p']:.2g}, {n})"
-    pooled, p = _direction(claimed_sign, t["p"], t["sign"]), f"{t['p']:.2g}"
+            return f"**does not hold**: the opposite is significant across seeds ({p_is(s['p'])}, {n})"
+        return f"**not detectable at this scale** (across seeds {p_is(s['p'])}, {n})"
+    pooled, p = _direction(claimed_sign, t["p"], t["sign"]), p_is(t["p"])
     if seed is None:                                   # one seed: its images only
-        return {"holds": f"**holds** on one seed's images (p={p}); no test across seeds",
-                "opposite": f"**does not hold**: the opposite is detectable on one seed's images (p={p})",
-                "none": f"**not detectable at this scale** (one seed's images, p={p})"}[pooled]
-    across = f"p={s['p']:.2g}, {n}"
+        return {"holds": f"**holds** on one seed's images ({p}); no test across seeds",
+                "opposite": f"**does not hold**: the opposite is detectable on one seed's images ({p})",
+                "none": f"**not detectable at this scale** (one seed's images, {p})"}[pooled]
+    across = f"{p_is(s['p'])}, {n}"
     if pooled == "holds":
         if -claimed_sign in signs:
-            return (f"**mixed**: detectable on pooled images (p={p}) but not in every seed; "
+            return (f"**mixed**: detectable on pooled images ({p}) but not in every seed; "
                     f"across seeds {across}")
         if seed == "holds":
-            return f"**holds** on pooled images (p={p}) and across seeds ({across})"
-        return f"**holds on pooled images** (p={p}), **not significant across seeds** ({across})"
+            return f"**holds** on pooled images ({p}) and across seeds ({across})"
+        return f"**holds on pooled images** ({p}), **not significant across seeds** ({across})"
     if pooled == "opposite":
-        return (f"**does not hold**: the opposite is detectable on pooled images (p={p}); "
+        return (f"**does not hold**: the opposite is detectable on pooled images ({p}); "
                 f"across seeds {across}")
     if seed == "holds":
-        return f"**not detectable on pooled images** (p={p}), **holds across seeds** ({across})"
+        return f"**not detectable on pooled images** ({p}), **holds across seeds** ({across})"
     if seed == "opposite":
-        return (f"**not detectable on pooled images** (p={p}); the opposite is significant "
+        return (f"**not detectable on pooled images** ({p}); the opposite is significant "
                 f"across seeds ({across})")
-    return f"**not detectable at this scale** (pooled images p={p}; across seeds {across})"
+    return f"**not detectable at this scale** (pooled images {p}; across seeds {across})"
 
 
 # ----------------------------------------------------------------------------- claims 3 and 4
@@ -374,7 +384,7 @@ def claim4(runs, names, sovr, compare_aa, missing) -> dict:
             return None, why, None
         t = compare_aa(runs[a], runs[b])
         images = (f"; images robust only for {label(a)} {t['b']}, only for {label(b)} {t['c']} "
-                  f"({seeds_text(t['seeds'])}, exact McNemar p={t['p']:.2g})" if "b" in t else "")
+                  f"({seeds_text(t['seeds'])}, exact McNemar {p_is(t['p'])})" if "b" in t else "")
         return t, None, f"{label(a)} minus {label(b)} under AutoAttack: {seed_text(t['diffs'], 'points')}{images}"
 
     def margins(a, b):

@@ -51,6 +51,7 @@ from .rules import (
     compare_seeds,
     hist_values,
     missing_runs,
+    p_is,
     peak_positions,
     seed_text,
     seeds_text,
@@ -203,7 +204,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
             kind = kind.pop() if len(kind) == 1 else "survived APGD-CE, broken by a later attack"
             t = compare_images(runs[m], runs["at"], per_image, gap, +1)
             images = (f"; images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
-                      f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar p={t['p']:.2g})")
+                      f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar {p_is(t['p'])})")
         else:
             t, images = compare_seeds(runs[m], runs["at"], gap, +1, scale=100.0), ""
         parts.append(f"{names[m]}: {t['verdict']}")
