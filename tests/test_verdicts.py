@@ -498,3 +498,19 @@ def test_the_verdict_lines_can_be_shown_without_their_evidence():
     short = v.verdicts_markdown(result, evidence=False)
     assert "seed by seed +1, +2" in full and "seed by seed" not in short
     assert "1. *A claim.* GAIRAT: **holds**." in short
+
+
+def test_the_test_is_chosen_per_comparison_by_what_its_two_runs_hold(tmp_path):
+    """Files without AutoAttack's per-image verdict make only their own comparisons seed-only:
+    SOVR vs GAIRAT keeps its per-image test when MART's files have no per-image bits."""
+    runs = []
+    for s in (0, 1):
+        runs += [_result("sovr-r0.4", s, _bits(10 + s, 20)), _result("gairat", s, _bits(2, 20)),
+                 _result("at", s, _bits(10, 20))]
+        mart = _result("mart", s, _bits(8 - s, 20))
+        del mart["autoattack"]["broken_by"]
+        runs.append(mart)
+    c4 = _claim(v.claim_verdicts(_write(tmp_path, *runs)), 4)["verdict"]
+    assert "vs GAIRAT: under AutoAttack **holds** on pooled images" in c4
+    assert "vs MART: under AutoAttack **not detectable at this scale** (across seeds" in c4
+    assert v.per_image_autoattack({0: runs[0]}) and not v.per_image_autoattack({0: runs[3]})

@@ -61,8 +61,8 @@ from .rules import (
 from .stats import mcnemar  # notebooks 04 and 05 import it from here
 
 __all__ = ["ALPHA", "IMPORTANCE_AWARE", "aa_correct", "claim_verdicts", "gap", "judged_runs",
-           "main", "markers", "mcnemar", "n_peaks", "overrated", "verdicts_markdown",
-           "write_block"]
+           "main", "markers", "mcnemar", "n_peaks", "overrated", "per_image_autoattack",
+           "verdicts_markdown", "write_block"]
 #: kept under its old name for sovr_tutorial.lab.scales
 _hist_values = hist_values
 
@@ -112,11 +112,11 @@ def _is_toy(result: dict) -> bool:
     return result.get("tier", {}).get("name") == "toy"
 
 
-def per_image_autoattack(runs: dict) -> bool:
-    """True when every run's file holds AutoAttack's verdict per image (``broken_by``): then
-    the claims on AutoAttack compare images (pooled McNemar); else seeds alone (t-test)."""
-    return all("broken_by" in r.get("autoattack", {})
-               for by_seed in runs.values() for r in by_seed.values())
+def per_image_autoattack(*groups: dict) -> bool:
+    """True when every file of ``groups`` ({seed: result} each) holds AutoAttack's verdict per
+    image (``broken_by``): then a comparison on AutoAttack compares images (pooled McNemar,
+    the seed-paired t-test beside it); else seeds alone (the t-test)."""
+    return all("broken_by" in r.get("autoattack", {}) for g in groups for r in g.values())
 
 
 def judged_runs(folder) -> tuple[dict, list, dict]:
@@ -161,9 +161,10 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     Returns {"source": provenance, "left_out": collapsed runs, "claims": [{"claim", "says",
     "verdict", "evidence": [str]}]}; every number in the evidence comes from the files.
     Runs collapsed to chance level are set aside and named in ``left_out``. The test is
-    chosen by what the files hold: where every file has AutoAttack's verdict per image, the
-    claims on AutoAttack (1 and 4) compare images (pooled exact McNemar, with the seed-paired
-    t-test beside it); else the seed-paired t-test alone.
+    chosen per comparison by what the two runs' files hold (:func:`per_image_autoattack`):
+    where they have AutoAttack's verdict per image, the claims on AutoAttack (1 and 4)
+    compare images (pooled exact McNemar, with the seed-paired t-test beside it); else the
+    seed-paired t-test alone.
 
     Claim 1: PGD-minus-AutoAttack gap on the same images, importance-aware minus AT; per
     image, the images right under PGD and broken by AutoAttack. Claim 2: the 95th-percentile
@@ -180,7 +181,6 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     toy = any(_is_toy(r) for by_seed in runs.values() for r in by_seed.values())
     # flip budgets in the input's units: 1/255 of an image's pixel scale; the toy plane's own
     budget_scale, budget_unit, budget_digits = (1.0, "input units", 3) if toy else (255.0, "/255", 1)
-    by_image = per_image_autoattack(runs)
     claims = []
 
     def missing(*slugs):
@@ -196,7 +196,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
         if why:
             parts.append(f"{Run.parse(m).label}: {why}")
             continue
-        if by_image:
+        if per_image_autoattack(runs[m], runs["at"]):
             kind = {overrated(r)[1] for r in [*runs[m].values(), *runs["at"].values()]}
             per_image = ((lambda r: overrated(r)[0]) if len(kind) == 1 else
                          (lambda r: np.array([b not in ("clean", "apgd-ce", None)
@@ -251,8 +251,11 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
 
     # claims 3 and 4 -----------------------------------------------------------------
     claims.append(claim3(runs, names, missing))
-    compare_aa = ((lambda a, b: compare_images(a, b, aa_correct, aa_robust, +1)) if by_image
-                  else (lambda a, b: compare_seeds(a, b, aa_robust, +1, scale=100.0)))
+    def compare_aa(a, b):
+        if per_image_autoattack(a, b):
+            return compare_images(a, b, aa_correct, aa_robust, +1)
+        return compare_seeds(a, b, aa_robust, +1, scale=100.0)
+
     claims.append(claim4(runs, names, sovr, compare_aa, missing))
     left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
     return {"source": source, "left_out": left_out, "claims": claims}
