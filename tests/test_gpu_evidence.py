@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from sovr_tutorial.figures.frames import load_frames
+from sovr_tutorial.paths import checkout
 from sovr_tutorial.lab import gpu_evidence as ge
-from sovr_tutorial.lab.gpu_pack import (ROOT, WHEEL_DROP, build_pack, check_travel,
+from sovr_tutorial.lab.gpu_pack import (WHEEL_DROP, build_pack, check_travel,
                                         load_pack, slim_wheel, travel_bytes)
 
 
@@ -89,11 +90,11 @@ def test_slim_wheel_drops_the_examples_and_their_record_lines(tmp_path):
 
 
 def test_travel_check_counts_tree_and_pack(tiny_pack):
-    sizes = travel_bytes(ROOT, carry=())
+    sizes = travel_bytes(checkout(), carry=())
     assert sizes["tracked"] > 1_000_000 and sizes["total"] == sizes["tracked"] + sizes["untracked"]
     with pytest.raises(FileNotFoundError, match="wheel"):
-        check_travel(ROOT, tiny_pack, need_wheel=True)
-    checked = check_travel(ROOT, tiny_pack, need_wheel=False)
+        check_travel(checkout(), tiny_pack, need_wheel=True)
+    checked = check_travel(checkout(), tiny_pack, need_wheel=False)
     assert checked["total"] > sizes["total"] and checked["headroom"] > 0
 
 

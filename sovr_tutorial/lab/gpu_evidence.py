@@ -76,7 +76,7 @@ from ..sampling import balanced_subset, split_train_heldout
 from ..tiers import get_tier
 from ..train import epoch_metrics, set_seed, train, train_step
 from .experiments import command_line, environment, evaluate_run
-from .gpu_pack import PACK_DIR, load_pack, travel_bytes
+from .gpu_pack import load_pack, pack_dir, travel_bytes
 
 #: the H200's bf16 dense matmul rate measured on this workplace's machines (KINDS.md:
 #: 788 TFLOP/s on random 8192^3 products); the datasheet says about 990
@@ -473,7 +473,7 @@ def _summary_entry(result: dict, frames_entry: dict, predicted: dict) -> dict:
                                                "measured": result["gpu_evidence"]["eval_seconds"]}}}
 
 
-def run_evidence(out, *, preset: Preset, pack=PACK_DIR, device=None, seed: int = 0,
+def run_evidence(out, *, preset: Preset, pack=None, device=None, seed: int = 0,
                  budget: float | None = None, started: float | None = None,
                  scratch=None, command: str = "") -> dict:
     """Measure, size, train and evaluate; returns the summary (also ``out/summary.json``).
@@ -643,7 +643,7 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="h200", choices=sorted(PRESETS))
     p.add_argument("--budget", type=float, default=None, help="seconds (default: the "
                    "preset's; h200: 480)")
-    p.add_argument("--pack", default=str(PACK_DIR))
+    p.add_argument("--pack", default=str(pack_dir()))
     p.add_argument("--out", default="gpu-evidence-out")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)

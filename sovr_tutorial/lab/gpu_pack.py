@@ -38,12 +38,18 @@ import torch
 
 from ..data import CLASSES, JPEG_SHA256, LABELS, _check_decoded, _decode_zip, verify_sha256
 from ..files import atomic_write_text, sha256_file
+from ..paths import base
 from ..sampling import balanced_subset
 from .experiments import git_commit
 
-ROOT = Path(__file__).resolve().parents[2]
-PACK_DIR = ROOT / "gpu_pack"
 FORMAT = "sovr-gpu-pack/1"
+
+
+def pack_dir() -> Path:
+    """The pack's folder: ``gpu_pack/`` of the checkout (:func:`sovr_tutorial.paths.base`)."""
+    return base() / "gpu_pack"
+
+
 #: what one device call may carry, the working tree included (the device tool's limit)
 LIMIT_BYTES = 64 * 2 ** 20
 #: room kept free below the limit for files committed between building the pack and the call
@@ -136,7 +142,7 @@ def slim_wheel(wheel: Path, out_dir: Path) -> dict:
 
 # ---------------------------------------------------------------------------- the pack
 
-def build_pack(source, out=PACK_DIR, *, n_train: int = N_TRAIN, n_test: int = N_TEST,
+def build_pack(source, out=None, *, n_train: int = N_TRAIN, n_test: int = N_TEST,
                seed: int = 0, wheel="download", verify_source: bool = True) -> dict:
     """Write the pack into ``out`` and return its manifest (also ``out/pack.json``).
 
@@ -145,7 +151,7 @@ def build_pack(source, out=PACK_DIR, *, n_train: int = N_TRAIN, n_test: int = N_
     wheel: "download" (pip download, then slimmed), a path to a pyautoattack wheel, or None
     (no wheel: a pack for the CPU dry run only).
     """
-    source, out = Path(source), Path(out)
+    source, out = Path(source), Path(out) if out is not None else pack_dir()
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.whl"):
         stale.unlink()
@@ -176,13 +182,14 @@ def build_pack(source, out=PACK_DIR, *, n_train: int = N_TRAIN, n_test: int = N_
     return manifest
 
 
-def load_pack(folder=PACK_DIR):
+def load_pack(folder=None):
     """``(x_train, y_train), (x_test, y_test), info`` of a pack, every file sha256-checked.
 
     ``info["decoded_as_built"]`` says whether this machine's JPEG decoder gave the very
     pixels the pack's builder decoded (another Pillow/libjpeg may differ by a grey level).
+    folder: default :func:`pack_dir`.
     """
-    folder = Path(folder)
+    folder = Path(folder) if folder is not None else pack_dir()
     manifest = json.loads((folder / "pack.json").read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{folder}/pack.json is not a {FORMAT} manifest")
@@ -221,10 +228,11 @@ def _bytes(paths, root: Path) -> int:
     return total
 
 
-def travel_bytes(root=ROOT, carry=("gpu_pack",)) -> dict:
-    """What one device call would send: tracked files, untracked files git does not
-    ignore, and the carried folders, in bytes (the tool's rule, README of the device)."""
-    root = Path(root)
+def travel_bytes(root=None, carry=("gpu_pack",)) -> dict:
+    """What one device call would send from ``root`` (default the checkout): tracked files,
+    untracked files git does not ignore, and the carried folders, in bytes (the tool's rule,
+    README of the device)."""
+    root = Path(root) if root is not None else base()
     tracked = _bytes(_git_files(root), root)
     untracked = _bytes(_git_files(root, "--others", "--exclude-standard"), root)
     carried = {c: _bytes([p.relative_to(root) for p in (root / c).rglob("*") if p.is_file()],
@@ -234,10 +242,12 @@ def travel_bytes(root=ROOT, carry=("gpu_pack",)) -> dict:
             "limit": LIMIT_BYTES, "headroom": LIMIT_BYTES - total}
 
 
-def check_travel(root=ROOT, folder=PACK_DIR, *, need_wheel: bool = True) -> dict:
+def check_travel(root=None, folder=None, *, need_wheel: bool = True) -> dict:
     """Raise unless the pack is complete (files match pack.json) and tree + pack stays
-    HEADROOM_BYTES under the limit; returns travel_bytes()."""
-    folder = Path(folder)
+    HEADROOM_BYTES under the limit; returns travel_bytes(). Defaults: the checkout and
+    :func:`pack_dir`."""
+    root = Path(root) if root is not None else base()
+    folder = Path(folder) if folder is not None else pack_dir()
     manifest = json.loads((folder / "pack.json").read_text())
     for entry in list(manifest["splits"].values()) + [manifest.get("wheel")]:
         if entry is None:
@@ -261,15 +271,15 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="cut the pack from the JPEG copy and fetch the wheel")
     b.add_argument("--source", default=os.environ.get("SOVR_TUTORIAL_DATA")
-                   or str(ROOT.parent / "shared" / "data" / "cifar10-jpeg"))
-    b.add_argument("--out", default=str(PACK_DIR))
+                   or str(base().parent / "shared" / "data" / "cifar10-jpeg"))
+    b.add_argument("--out", default=str(pack_dir()))
     b.add_argument("--n-train", type=int, default=N_TRAIN)
     b.add_argument("--n-test", type=int, default=N_TEST)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--wheel", default="download", help="a pyautoattack wheel, 'download' "
                    "(pip download, the default) or 'none'")
     c = sub.add_parser("check", help="the pack is complete and tree + pack fit the limit")
-    c.add_argument("--out", default=str(PACK_DIR))
+    c.add_argument("--out", default=str(pack_dir()))
     args = p.parse_args(argv)
     if args.cmd == "build":
         m = build_pack(args.source, args.out, n_train=args.n_train, n_test=args.n_test,
@@ -280,7 +290,7 @@ def main(argv=None) -> int:
         if m["wheel"]:
             print(f"wheel: {m['wheel']['file']}, {m['wheel']['bytes'] / 1e6:.2f} MB "
                   f"(PyPI's is {m['wheel']['pypi_bytes'] / 1e6:.1f} MB with examples/)")
-    sizes = check_travel(ROOT, Path(args.out), need_wheel=True)
+    sizes = check_travel(None, Path(args.out), need_wheel=True)
     print(f"travels: tracked {sizes['tracked'] / 2**20:.1f} MiB + untracked "
           f"{sizes['untracked'] / 2**20:.2f} MiB + pack "
           f"{sum(sizes['carried'].values()) / 2**20:.1f} MiB = {sizes['total'] / 2**20:.1f} "
