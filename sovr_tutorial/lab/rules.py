@@ -143,6 +143,11 @@ def upper_margins(at_runs: dict, name: str = "AT") -> tuple[bool, str, str]:
     return easy, words, evidence
 
 
+def aa_correct(result: dict) -> np.ndarray:
+    """(n_aa,) bool: the image survived every attack of the AutoAttack run."""
+    return np.array([b is None for b in result["autoattack"]["broken_by"]])
+
+
 def aa_robust(result: dict) -> float:
     """AutoAttack robust accuracy of a run (the run's AutoAttack must have succeeded)."""
     return result["autoattack"]["robust"]
@@ -239,6 +244,22 @@ def compare_images(runs_a, runs_b, per_image, metric, claimed_sign, scale=100.0)
     diffs = [scale * (metric(runs_a[s]) - metric(runs_b[s])) for s in seeds]
     t = {"seeds": seeds, "b": b, "c": c, "p": p, "diffs": diffs, "sign": int(np.sign(b - c))}
     return {**t, "verdict": verdict_text(t, claimed_sign)}
+
+
+def per_image_autoattack(*groups: dict) -> bool:
+    """True when every file of ``groups`` ({seed: result} each) holds AutoAttack's verdict per
+    image (``broken_by``): then a comparison on AutoAttack compares images (pooled McNemar,
+    the seed-paired t-test beside it); else seeds alone (the t-test)."""
+    return all("broken_by" in r.get("autoattack", {}) for g in groups for r in g.values())
+
+
+def compare_autoattack(runs_a, runs_b, per_image, metric, claimed_sign=+1):
+    """A comparison on AutoAttack of the files' kind: :func:`compare_images` of ``per_image``
+    where both sides hold per-image verdicts (:func:`per_image_autoattack`), else
+    :func:`compare_seeds` of ``metric``; differences in points either way."""
+    if per_image_autoattack(runs_a, runs_b):
+        return compare_images(runs_a, runs_b, per_image, metric, claimed_sign)
+    return compare_seeds(runs_a, runs_b, metric, claimed_sign, scale=100.0)
 
 
 def compare_seeds(runs_a, runs_b, metric, claimed_sign, scale=1.0):
@@ -363,14 +384,13 @@ def claim3(runs: dict, names: dict, missing) -> dict:
     return {"claim": 3, "says": says, "verdict": verdict, "evidence": ev}
 
 
-def claim4(runs, names, sovr, compare_aa, missing) -> dict:
+def claim4(runs, names, sovr, missing) -> dict:
     """Claim 4: SOVR against GAIRAT and MART under AutoAttack, each beside AT against the same
     method, so that a win AT has too is not credited to SOVR's switch; then SOVR against AT.
     The margins of the small-margin samples (lower-quartile PGD training margin) likewise.
 
-    compare_aa(runs_a, runs_b): the AutoAttack comparison of the files' kind
-    (:func:`compare_images` per image, or :func:`compare_seeds` per seed), claimed sign +1;
-    its result has ``b`` and ``c`` (images robust only for one side) when it compared images.
+    Under AutoAttack the runs are compared by :func:`compare_autoattack` (per image where the
+    files allow, with ``b`` and ``c``, the images robust only for one side; else per seed).
     missing(*slugs): the text for runs without files, else None.
     """
     ev, parts = [], []
@@ -382,7 +402,7 @@ def claim4(runs, names, sovr, compare_aa, missing) -> dict:
         why = missing(a, b) or aa_failures(runs, a, b)
         if why:
             return None, why, None
-        t = compare_aa(runs[a], runs[b])
+        t = compare_autoattack(runs[a], runs[b], aa_correct, aa_robust)
         images = (f"; images robust only for {label(a)} {t['b']}, only for {label(b)} {t['c']} "
                   f"({seeds_text(t['seeds'])}, exact McNemar {p_is(t['p'])})" if "b" in t else "")
         return t, None, f"{label(a)} minus {label(b)} under AutoAttack: {seed_text(t['diffs'], 'points')}{images}"

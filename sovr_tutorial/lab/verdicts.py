@@ -43,16 +43,17 @@ from .rules import (
     IMPORTANCE_AWARE,
     SECOND_PEAK_RULE,
     aa_failure,
+    aa_correct,
     aa_failures,
-    aa_robust,
     claim3,
     claim4,
-    compare_images,
+    compare_autoattack,
     compare_seeds,
     hist_values,
     missing_runs,
     p_is,
     peak_positions,
+    per_image_autoattack,
     seed_text,
     seeds_text,
     stat,
@@ -69,11 +70,6 @@ _hist_values = hist_values
 
 # ----------------------------------------------------------------------------- result files
 
-def aa_correct(result: dict) -> np.ndarray:
-    """(n_aa,) bool: the image survived every attack of the AutoAttack run."""
-    return np.array([b is None for b in result["autoattack"]["broken_by"]])
-
-
 def overrated(result: dict):
     """(n_aa,) bool: images the cheaper attack calls robust and AutoAttack breaks, and its name.
 
@@ -87,6 +83,18 @@ def overrated(result: dict):
         pgd = np.array([ch == "1" for ch in bits[:len(aa["broken_by"])]])
         return pgd & ~aa_correct(result), f"right under PGD-{result['tier']['eval_steps']}, broken by AutoAttack"
     return (np.array([b not in ("clean", "apgd-ce", None) for b in aa["broken_by"]]),
+            "survived APGD-CE, broken by a later attack")
+
+
+def _overrated_images(runs_a: dict, runs_b: dict):
+    """(per-image function, its words) for claim 1 over both sides' files: :func:`overrated`
+    where every file is of one kind, else the older files' reading for all."""
+    kinds = {overrated(r)[1] for r in [*runs_a.values(), *runs_b.values()]
+             if "broken_by" in r.get("autoattack", {})}
+    if len(kinds) == 1:
+        return (lambda r: overrated(r)[0]), kinds.pop()
+    return ((lambda r: np.array([b not in ("clean", "apgd-ce", None)
+                                 for b in r["autoattack"]["broken_by"]])),
             "survived APGD-CE, broken by a later attack")
 
 
@@ -110,13 +118,6 @@ def _pct(x):
 
 def _is_toy(result: dict) -> bool:
     return result.get("tier", {}).get("name") == "toy"
-
-
-def per_image_autoattack(*groups: dict) -> bool:
-    """True when every file of ``groups`` ({seed: result} each) holds AutoAttack's verdict per
-    image (``broken_by``): then a comparison on AutoAttack compares images (pooled McNemar,
-    the seed-paired t-test beside it); else seeds alone (the t-test)."""
-    return all("broken_by" in r.get("autoattack", {}) for g in groups for r in g.values())
 
 
 def judged_runs(folder) -> tuple[dict, list, dict]:
@@ -161,7 +162,8 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
     Returns {"source": provenance, "left_out": collapsed runs, "claims": [{"claim", "says",
     "verdict", "evidence": [str]}]}; every number in the evidence comes from the files.
     Runs collapsed to chance level are set aside and named in ``left_out``. The test is
-    chosen per comparison by what the two runs' files hold (:func:`per_image_autoattack`):
+    chosen per comparison by what the two runs' files hold
+    (:func:`sovr_tutorial.lab.rules.compare_autoattack`):
     where they have AutoAttack's verdict per image, the claims on AutoAttack (1 and 4)
     compare images (pooled exact McNemar, with the seed-paired t-test beside it); else the
     seed-paired t-test alone.
@@ -196,17 +198,11 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
         if why:
             parts.append(f"{Run.parse(m).label}: {why}")
             continue
-        if per_image_autoattack(runs[m], runs["at"]):
-            kind = {overrated(r)[1] for r in [*runs[m].values(), *runs["at"].values()]}
-            per_image = ((lambda r: overrated(r)[0]) if len(kind) == 1 else
-                         (lambda r: np.array([b not in ("clean", "apgd-ce", None)
-                                              for b in r["autoattack"]["broken_by"]])))
-            kind = kind.pop() if len(kind) == 1 else "survived APGD-CE, broken by a later attack"
-            t = compare_images(runs[m], runs["at"], per_image, gap, +1)
-            images = (f"; images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
-                      f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar {p_is(t['p'])})")
-        else:
-            t, images = compare_seeds(runs[m], runs["at"], gap, +1, scale=100.0), ""
+        per_image, kind = _overrated_images(runs[m], runs["at"])
+        t = compare_autoattack(runs[m], runs["at"], per_image, gap)
+        images = (f"; images {kind}: {t['b']} only for {names[m]}, {t['c']} only for "
+                  f"{names['at']} ({seeds_text(t['seeds'])}, exact McNemar {p_is(t['p'])})"
+                  if "b" in t else "")
         parts.append(f"{names[m]}: {t['verdict']}")
         ev.append(f"{names[m]} minus {names['at']}, gap: {seed_text(t['diffs'], 'points')}{images}")
         if all("margin_attack_acc" in r for r in [*runs[m].values(), *runs["at"].values()]):
@@ -239,11 +235,10 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
                   f"{seed_text(tm['diffs'], 'logits', 2)}")
         line = (f"{names[m]} minus {names['at']}, upper-quartile flip budget of clean training "
                 f"{'points' if toy else 'images'}: {seed_text(tf['diffs'], budget_unit, budget_digits)}")
-        try:
+        if all("grad_norm_l1" in r["margins"]["train_clean"]
+               for s in tm["seeds"] for r in (runs[m][s], runs["at"][s])):
             ratio = np.mean([g50(runs[m][s]) / g50(runs["at"][s]) for s in tm["seeds"]])
             line += f"; median L1 gradient norm of the margin: {ratio:.2f} times {names['at']}'s"
-        except KeyError:                          # a file without gradient norms
-            pass
         ev.append(line)
     claims.append({"claim": 2, "says": "they shrink the logit margins of the easy samples "
                    "while the input-gradient norms stay not small, so a small perturbation "
@@ -251,12 +246,7 @@ def claim_verdicts(folder, sovr: str | None = None) -> dict:
 
     # claims 3 and 4 -----------------------------------------------------------------
     claims.append(claim3(runs, names, missing))
-    def compare_aa(a, b):
-        if per_image_autoattack(a, b):
-            return compare_images(a, b, aa_correct, aa_robust, +1)
-        return compare_seeds(a, b, aa_robust, +1, scale=100.0)
-
-    claims.append(claim4(runs, names, sovr, compare_aa, missing))
+    claims.append(claim4(runs, names, sovr, missing))
     left_out = [f"{r['run']} (clean {_pct(r['clean_acc'])})" for r in gone]
     return {"source": source, "left_out": left_out, "claims": claims}
 
